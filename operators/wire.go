@@ -1,0 +1,196 @@
+package operators
+
+import (
+	"encoding/json"
+	"math"
+	"strconv"
+	"time"
+)
+
+// AlertSchemaVersion is the schema_version every alert carries
+// (docs/schemas/alert.schema.json).
+const AlertSchemaVersion = 1
+
+// AlertJSON is the wire form of an alert (DESIGN.md, "Alerts out").
+type AlertJSON struct {
+	AlertID         string       `json:"alert_id"`
+	Type            string       `json:"type"`
+	MemberID        string       `json:"member_id"`
+	TriggeredAt     string       `json:"triggered_at"`
+	EmittedAt       string       `json:"emitted_at"`
+	Reason          string       `json:"reason"`
+	Reasons         []string     `json:"reasons,omitempty"`
+	Severity        string       `json:"severity"`
+	Member          MemberJSON   `json:"member"`
+	SuggestedAction string       `json:"suggested_action,omitempty"`
+	ValueAtRisk     *float64     `json:"value_at_risk,omitempty"`
+	Target          string       `json:"target,omitempty"`
+	Period          string       `json:"period,omitempty"`
+	Previous        *PrevSegJSON `json:"previous,omitempty"`
+	SchemaVersion   int          `json:"schema_version"`
+}
+
+// MemberJSON is the member context inside an alert.
+type MemberJSON struct {
+	Tier           string    `json:"tier,omitempty"`
+	Segment        string    `json:"segment"`
+	Stage          string    `json:"stage"`
+	Region         string    `json:"region,omitempty"`
+	AccountManager string    `json:"account_manager,omitempty"`
+	Dormant        bool      `json:"dormant"`
+	LRFMC          LRFMCJSON `json:"lrfmc"`
+	ValueScore     float64   `json:"value_score"`
+	PAlive         *float64  `json:"p_alive,omitempty"`
+}
+
+// LRFMCJSON is the wire form of the LRFMC figures; R and C are null when
+// unknown (never booked; no discount given).
+type LRFMCJSON struct {
+	L int      `json:"L"`
+	R *int     `json:"R"`
+	F int      `json:"F"`
+	M float64  `json:"M"`
+	C *float64 `json:"C"`
+}
+
+// PrevSegJSON is the segment and stage before a segment change.
+type PrevSegJSON struct {
+	Segment string `json:"segment"`
+	Stage   string `json:"stage"`
+}
+
+// FormatTime renders Unix seconds as RFC 3339 in UTC.
+func FormatTime(unix int64) string { return time.Unix(unix, 0).UTC().Format(time.RFC3339) }
+
+// Wire returns the wire form of a; emittedAt is when it leaves churnflow
+// (replay uses the trigger time, so its output is reproducible).
+func (a *Alert) Wire(emittedAt int64) AlertJSON {
+	m := &a.Member
+	w := AlertJSON{
+		AlertID:         a.ID,
+		Type:            a.Type.String(),
+		MemberID:        string(a.MemberID),
+		TriggeredAt:     FormatTime(a.TriggeredAt),
+		EmittedAt:       FormatTime(emittedAt),
+		Reason:          a.Reason,
+		Reasons:         a.Reasons,
+		Severity:        a.Severity.String(),
+		SuggestedAction: a.Action,
+		Target:          a.Target,
+		Period:          a.Period,
+		SchemaVersion:   AlertSchemaVersion,
+		Member: MemberJSON{
+			Tier:           m.Tier,
+			Segment:        m.Segment.String(),
+			Stage:          m.Stage.String(),
+			Region:         m.Region,
+			AccountManager: m.AccountManager,
+			Dormant:        m.Dormant,
+			ValueScore:     m.ValueScore,
+			LRFMC:          LRFMCJSON{L: m.LRFMC.L, F: m.LRFMC.F, M: round2(m.LRFMC.M)},
+		},
+	}
+	if m.LRFMC.R >= 0 {
+		r := m.LRFMC.R
+		w.Member.LRFMC.R = &r
+	}
+	if m.LRFMC.HasC {
+		c := round2(m.LRFMC.C)
+		w.Member.LRFMC.C = &c
+	}
+	if m.HasPAlive {
+		p := math.Round(m.PAlive*1000) / 1000
+		w.Member.PAlive = &p
+	}
+	if a.Type == AlertRetention {
+		v := a.ValueAtRisk
+		w.ValueAtRisk = &v
+	}
+	if a.Type == AlertSegmentChange {
+		w.Previous = &PrevSegJSON{Segment: a.PrevSegment.String(), Stage: a.PrevStage.String()}
+	}
+	return w
+}
+
+// AppendJSON appends the alert's JSON object (no newline) to dst.
+func (a *Alert) AppendJSON(dst []byte, emittedAt int64) []byte {
+	b, err := json.Marshal(a.Wire(emittedAt))
+	if err != nil { // cannot happen: every field is a plain value
+		panic("operators: marshal alert: " + err.Error())
+	}
+	return append(dst, b...)
+}
+
+func round2(x float64) float64 { return math.Round(x*100) / 100 }
+
+// AppendJSON appends the event's JSON object (no newline) to dst, with the
+// fields that were present. Decoding the result gives back an equal Event
+// (times are whole seconds).
+func (e *Event) AppendJSON(dst []byte) []byte {
+	dst = append(dst, `{"event_id":`...)
+	dst = appendJSONString(dst, e.ID)
+	dst = append(dst, `,"type":`...)
+	dst = appendJSONString(dst, e.TypeName)
+	dst = append(dst, `,"member_id":`...)
+	dst = appendJSONString(dst, string(e.MemberID))
+	dst = append(dst, `,"occurred_at":"`...)
+	dst = time.Unix(e.OccurredAt, 0).UTC().AppendFormat(dst, time.RFC3339)
+	dst = append(dst, '"')
+	num := func(key string, f Field, v float64) {
+		if e.Has&f != 0 {
+			dst = append(dst, `,"`...)
+			dst = append(dst, key...)
+			dst = append(dst, `":`...)
+			dst = strconv.AppendFloat(dst, v, 'f', -1, 64)
+		}
+	}
+	str := func(key string, f Field, v string) {
+		if e.Has&f != 0 {
+			dst = append(dst, `,"`...)
+			dst = append(dst, key...)
+			dst = append(dst, `":`...)
+			dst = appendJSONString(dst, v)
+		}
+	}
+	num("amount", FieldAmount, e.Amount)
+	str("currency", FieldCurrency, e.Currency)
+	num("distance_km", FieldDistance, e.DistanceKm)
+	num("segments", FieldSegments, float64(e.Segments))
+	num("discount", FieldDiscount, e.Discount)
+	str("product", FieldProduct, e.ProductName)
+	str("channel", FieldChannel, e.Channel)
+	str("origin", FieldOrigin, e.Origin)
+	str("destination", FieldDestination, e.Destination)
+	if e.Is(FieldTripStart) {
+		str("trip_start", FieldTripStart, FormatDay(e.TripStart))
+	}
+	if e.Is(FieldTripEnd) {
+		str("trip_end", FieldTripEnd, FormatDay(e.TripEnd))
+	}
+	str("trip_id", FieldTripID, e.TripID)
+	str("booking_id", FieldBookingID, e.BookingID)
+	str("tier", FieldTier, e.Tier)
+	str("region", FieldRegion, e.Region)
+	str("account_manager", FieldAccountManager, e.AccountManager)
+	num("points", FieldPoints, float64(e.Points))
+	num("points_balance", FieldPointsBalance, float64(e.PointsBalance))
+	return append(dst, '}')
+}
+
+// appendJSONString appends s as a JSON string literal.
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, '"')
+}
