@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"time"
 	"unicode/utf8"
 
 	"github.com/valyala/fastjson"
@@ -127,6 +126,11 @@ func (d *Decoder) Decode(data []byte, e *Event) error {
 	}
 	if len(data) > maxBytes {
 		return &ValidationError{Reason: ReasonOversize, Problem: fmt.Sprintf("record is %d bytes, limit %d", len(data), maxBytes)}
+	}
+	// fastjson's parser is lenient (it takes 01, .5 and \x escapes); the
+	// validator is exact JSON, so run it first.
+	if err := fastjson.ValidateBytes(data); err != nil {
+		return &ValidationError{Reason: ReasonInvalidJSON, Problem: "not valid JSON: " + truncate(err.Error(), 120)}
 	}
 	v, err := d.parser.ParseBytes(data)
 	if err != nil {
@@ -425,7 +429,7 @@ func parseRFC3339(b []byte) (int64, bool) {
 	h, ok4 := digits(b[11:13])
 	mi, ok5 := digits(b[14:16])
 	s, ok6 := digits(b[17:19])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || mo < 1 || mo > 12 || d < 1 || d > daysIn(y, mo) || h > 23 || mi > 59 || s > 60 {
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || mo < 1 || mo > 12 || d < 1 || d > daysIn(y, mo) || h > 23 || mi > 59 || s > 59 {
 		return 0, false
 	}
 	rest := b[19:]
@@ -455,15 +459,22 @@ func parseRFC3339(b []byte) (int64, bool) {
 	default:
 		return 0, false
 	}
-	if s == 60 { // leap second: let the time package decide
-		t, err := time.Parse(time.RFC3339, string(b))
-		if err != nil {
-			return 0, false
-		}
-		return t.Unix(), true
+	// Leap seconds (:60) are refused, as time.Parse refuses them. The
+	// instant, once in UTC, must stay within years 0001-9999 so that it
+	// can be written back as RFC 3339.
+	t := daysFromCivil(y, mo, d)*secondsPerDay + int64(h*3600+mi*60+s) - off
+	if t < minTime || t > maxTime {
+		return 0, false
 	}
-	return daysFromCivil(y, mo, d)*secondsPerDay + int64(h*3600+mi*60+s) - off, true
+	return t, true
 }
+
+// The range of instants an event may carry: 0001-01-01T00:00:00Z to
+// 9999-12-31T23:59:59Z.
+const (
+	minTime = -62135596800
+	maxTime = 253402300799
+)
 
 func digits(b []byte) (int, bool) {
 	n := 0

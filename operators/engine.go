@@ -171,6 +171,7 @@ func (g *Engine) Apply(s *MemberState, e *Event, out []Alert) ([]Alert, Outcome)
 // in order, appending the alerts. Timers call it with the partition's
 // watermark; Apply calls it with the event's time.
 func (g *Engine) Advance(s *MemberState, id MemberID, t int64, out []Alert) []Alert {
+	g.sanitize(s)
 	for s.Due != 0 && s.Due < t && s.Due > s.Clock {
 		d := s.Due
 		if s.has(flagDeleted) {
@@ -185,8 +186,17 @@ func (g *Engine) Advance(s *MemberState, id MemberID, t int64, out []Alert) []Al
 	return out
 }
 
+// sanitize clamps what a state written under another configuration may
+// hold out of range for this one (a ladder that lost tiers).
+func (g *Engine) sanitize(s *MemberState) {
+	if n := len(g.cfg.Tiers); int(s.Tier) >= n {
+		s.Tier = uint8(n - 1)
+	}
+}
+
 // Snapshot returns the member's figures as an alert would show them now.
 func (g *Engine) Snapshot(s *MemberState, now int64) MemberSnapshot {
+	g.sanitize(s)
 	var f figures
 	g.compute(s, now, &f)
 	return g.snapshot(s, &f)
@@ -205,6 +215,7 @@ func (g *Engine) addBooking(s *MemberState, e *Event, now int64) {
 	s.set(flagRetentionDisarmed, false)
 
 	b := Booking{IDHash: hashString(e.ID), Day: DayOf(t), Discount: NoDiscount}
+	b.Sec = uint32(t - int64(b.Day)*secondsPerDay)
 	if e.Is(FieldAmount) {
 		b.Revenue = int64(math.Round(e.Amount * 100))
 	}
@@ -230,10 +241,10 @@ func (g *Engine) addBooking(s *MemberState, e *Event, now int64) {
 		return
 	}
 	i := len(s.History)
-	for i > 0 && s.History[i-1].Day > b.Day {
+	for i > 0 && s.History[i-1].At() > t {
 		i--
 	}
-	if i == 0 || s.History[i-1].Day != b.Day {
+	if (i == 0 || s.History[i-1].Day != b.Day) && (i == len(s.History) || s.History[i].Day != b.Day) {
 		s.BookingDays++
 	}
 	s.History = append(s.History, Booking{})
@@ -332,7 +343,7 @@ func (g *Engine) cancelBooking(s *MemberState, h uint64) bool {
 	if i < 0 {
 		return false
 	}
-	day := s.History[i].Day
+	removed := s.History[i]
 	s.History = slices.Delete(s.History, i, i+1)
 	for j := 0; j < len(s.Trips); j++ {
 		if s.Trips[j].BookingHash == h {
@@ -343,7 +354,7 @@ func (g *Engine) cancelBooking(s *MemberState, h uint64) bool {
 	s.Bookings--
 	sameDay := false
 	for j := range s.History {
-		if s.History[j].Day == day {
+		if s.History[j].Day == removed.Day {
 			sameDay = true
 			break
 		}
@@ -356,15 +367,17 @@ func (g *Engine) cancelBooking(s *MemberState, h uint64) bool {
 		s.FirstBooking, s.LastBooking, s.BookingDays = 0, 0, 0
 		return true
 	}
-	if !sameDay && DayOf(s.LastBooking) == day {
-		if n := len(s.History); n > 0 {
-			s.LastBooking = int64(s.History[n-1].Day) * secondsPerDay
+	n := len(s.History)
+	if removed.At() == s.LastBooking {
+		if n > 0 {
+			s.LastBooking = s.History[n-1].At()
 		} else {
-			s.LastBooking = s.FirstBooking
+			s.LastBooking = s.FirstBooking // the remaining bookings are older than the history
 		}
 	}
-	if !sameDay && DayOf(s.FirstBooking) == day && int(s.Bookings) == len(s.History) && len(s.History) > 0 {
-		s.FirstBooking = int64(s.History[0].Day) * secondsPerDay
+	// The first booking is known again only if the history holds them all.
+	if removed.At() == s.FirstBooking && int(s.Bookings) == n && n > 0 {
+		s.FirstBooking = s.History[0].At()
 	}
 	return true
 }
@@ -621,7 +634,51 @@ func (g *Engine) nextDue(s *MemberState, f *figures) int64 {
 	if len(s.Trips) > 0 {
 		consider(s.Trips[0].Deadline)
 	}
+	g.valueScoreCrossings(s, f, day)
 	return best
+}
+
+// valueScoreCrossings adds the days on which the drifting value score
+// crosses the bars the rules compare it with (the low-value bar of the
+// segments, the retention bar). Between other due points only L and R
+// change, one day a day, each until it reaches its scale, so the score moves
+// linearly: the crossing day has a closed form. A day estimated a little
+// early only costs an evaluation that changes nothing.
+func (g *Engine) valueScoreCrossings(s *MemberState, f *figures, day func(int32)) {
+	w, sc := g.cfg.Value.Weights, g.cfg.Value.Scales
+	l := &f.lrfmc
+	den := w.L + w.R + w.F + w.M
+	if l.HasC {
+		den += w.C
+	}
+	if den == 0 {
+		return
+	}
+	slope := 0.0
+	if float64(l.L) < sc.L {
+		slope += w.L / sc.L
+		day(DayOf(s.Enrolled) + int32(math.Ceil(sc.L)))
+	}
+	if l.R >= 0 && float64(l.R) < sc.R {
+		slope -= w.R / sc.R
+		day(DayOf(s.LastBooking) + int32(math.Ceil(sc.R)))
+	}
+	slope /= den
+	if slope == 0 {
+		return
+	}
+	for _, bar := range [...]float64{g.cfg.Segments.LowValueMaxScore, g.cfg.Retention.MinValueScore} {
+		gap := bar - f.valueScore
+		if (slope > 0 && gap >= 0) || (slope < 0 && gap <= 0) {
+			k := math.Floor(gap / slope)
+			if k < 1 {
+				k = 1
+			}
+			if k < MaxHistoryDays*10 {
+				day(f.today + int32(k))
+			}
+		}
+	}
 }
 
 // newAlert fills the fields every alert shares.

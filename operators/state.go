@@ -28,11 +28,15 @@ type Booking struct {
 	IDHash   uint64 // hash of the booking's event_id, for cancellations
 	Revenue  int64  // amount × 100
 	Day      int32  // day of occurred_at
+	Sec      uint32 // second of that day (0-86399)
 	Km       uint32
 	Segments uint16 // flight segments (1 when a flight omits it)
 	Discount uint8  // discount × 100, NoDiscount if absent
 	Product  Product
 }
+
+// At returns the booking's time in Unix seconds.
+func (b *Booking) At() int64 { return int64(b.Day)*secondsPerDay + int64(b.Sec) }
 
 // qualifies reports whether the booking counts towards tier qualification:
 // flights, and bookings with no product that carry a distance.
@@ -93,7 +97,7 @@ type MemberState struct {
 
 	Region         string
 	AccountManager string
-	History        []Booking // ascending by Day
+	History        []Booking // ascending by time
 	Trips          []Trip    // ascending by Deadline
 }
 
@@ -188,9 +192,10 @@ func (s *MemberState) AppendEncode(dst []byte) []byte {
 		if i == 0 {
 			dst = binary.AppendVarint(dst, int64(b.Day))
 		} else {
-			dst = binary.AppendUvarint(dst, uint64(b.Day-prev))
+			dst = binary.AppendUvarint(dst, uint64(int64(b.Day)-int64(prev)))
 		}
 		prev = b.Day
+		dst = binary.AppendUvarint(dst, uint64(b.Sec))
 		dst = binary.LittleEndian.AppendUint64(dst, b.IDHash)
 		dst = binary.AppendVarint(dst, b.Revenue)
 		dst = binary.AppendUvarint(dst, uint64(b.Km))
@@ -295,6 +300,11 @@ func DecodeState(data []byte, s *MemberState) error {
 			}
 			b.Day = int32(day)
 			prev = day
+			sec := r.uvarint()
+			if sec >= secondsPerDay {
+				r.fail("booking second out of range")
+			}
+			b.Sec = uint32(sec)
 			b.IDHash = r.uint64le()
 			b.Revenue = r.varint()
 			b.Km = r.uint32()

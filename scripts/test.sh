@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The project's one test command (README, "Tests"); .ci/run runs exactly this.
+# It prepares what the tests need on a clean machine, then runs vet, the
+# tests, the race detector on the concurrent packages and short fuzz runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FUZZTIME=${FUZZTIME:-15s}
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "go vet"
+go vet ./...
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+step "go test"
+go test -count=1 ./...
+
+step "race detector on the concurrent packages"
+race_pkgs=()
+for p in ./pipeline/... ./state/... ./internal/replay/...; do
+	[ -d "${p%/...}" ] && race_pkgs+=("$p")
+done
+go test -count=1 -race "${race_pkgs[@]}"
+
+step "fuzz (${FUZZTIME} each)"
+for target in FuzzDecode FuzzStateCodec; do
+	go test ./operators -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME"
+done
+
+step "all tests passed"
