@@ -112,7 +112,6 @@ func FuzzStateCodec(f *testing.F) {
 	})
 }
 
-
 // usedState returns a fresh state with history and trips, to decode into.
 func usedState() operators.MemberState {
 	s := operators.MemberState{Clock: 99, Region: "old", AccountManager: "old", Tier: 3}
