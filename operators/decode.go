@@ -140,6 +140,9 @@ func (d *Decoder) Decode(data []byte, e *Event) error {
 	if err != nil {
 		return &ValidationError{Reason: ReasonInvalidJSON, Problem: "not a JSON object"}
 	}
+	if k := duplicateKnownKey(o); k != "" {
+		return &ValidationError{Reason: ReasonInvalidJSON, Field: k, Problem: "appears more than once"}
+	}
 	*e = Event{}
 	d.buf = d.buf[:0]
 	d.spans = [numStringFields]span{}
@@ -269,6 +272,35 @@ func (d *Decoder) Decode(data []byte, e *Event) error {
 		return &ValidationError{Reason: ReasonUnknownTier, Field: "tier", Problem: fmt.Sprintf("unknown tier %q", truncate(e.Tier, 40))}
 	}
 	return nil
+}
+
+// knownKeys are the fields the decoder reads, in schema order.
+var knownKeys = [...]string{"event_id", "type", "member_id", "occurred_at", "amount", "currency",
+	"distance_km", "segments", "discount", "product", "channel", "origin", "destination",
+	"trip_start", "trip_end", "trip_id", "booking_id", "tier", "region", "account_manager",
+	"points", "points_balance"}
+
+// duplicateKnownKey returns a field the decoder reads that appears twice in
+// o (JSON parsers disagree on which copy wins, so such a record is
+// ambiguous), or "".
+func duplicateKnownKey(o *fastjson.Object) string {
+	var seen uint32
+	dup := ""
+	o.Visit(func(key []byte, _ *fastjson.Value) {
+		if dup != "" {
+			return
+		}
+		for i := range knownKeys {
+			if string(key) == knownKeys[i] {
+				if seen&(1<<i) != 0 {
+					dup = knownKeys[i]
+				}
+				seen |= 1 << i
+				return
+			}
+		}
+	})
+	return dup
 }
 
 func (d *Decoder) spanString(i int) string {

@@ -13,13 +13,11 @@ package operators_test
 //	                      JSON Schema cannot express the check: leap years,
 //	                      trip_end >= trip_start, byte (not character)
 //	                      lengths, UTF-8 validity, the configured tier list,
-//	                      and duplicate properties (the decoder reads the first
-//	                      occurrence, encoding/json the last)
+//	                      and duplicate properties (the decoder rejects a
+//	                      field it reads appearing twice; the schema
+//	                      validator sees only the last copy)
 //	schema_only_invalid/  the schema side rejects and the decoder accepts:
-//	                      non-JSON the decoder is lenient about (a decoder bug,
-//	                      see the "_comment" in each file), a duplicate
-//	                      property, and numbers that round to a limit in
-//	                      float64
+//	                      numbers that round to a limit in float64
 //
 // Every file in the last two folders says why in a "_comment" property. A
 // sample in one of them that starts to agree (a fixed decoder, a sharper
