@@ -114,13 +114,16 @@ func (g *Engine) Apply(s *MemberState, e *Event, out []Alert) ([]Alert, Outcome)
 	}
 
 	if s.has(flagDormant) && t >= s.DormantSince {
-		s.set(flagDormant, false)
+		alerted := s.has(flagDormancyAlerted)
+		s.set(flagDormant|flagDormancyAlerted, false)
 		var f figures
 		g.compute(s, now, &f)
 		a := g.newAlert(s, id, AlertReactivated, now, &f, dayEpisode(s.DormantSince))
 		a.Severity = SeverityInfo
 		a.Reason = "back after " + itoa(int((t-s.LastSeen())/secondsPerDay)) + " days without booking or activity"
-		out = append(out, a)
+		if alerted { // no "welcome back" for an episode nobody was told of
+			out = append(out, a)
+		}
 		s.DormantSince = 0
 	}
 
@@ -400,9 +403,9 @@ func (g *Engine) evaluate(s *MemberState, id MemberID, now int64, out []Alert) [
 			s.DormantSince = since
 			seg := g.segmentOf(s, &f)
 			if f.valueScore >= c.Dormancy.MinValueScore {
+				s.set(flagDormancyAlerted, true)
 				a := g.newAlert(s, id, AlertDormancy, since, &f, dayEpisode(since))
-				a.Member.Segment = seg
-				a.Member.Stage = StageDecline
+				a.Member.Segment, a.Member.Stage = seg, g.stageOf(s, &f)
 				a.Reason = "no booking or activity since " + FormatDay(DayOf(s.LastSeen())) + " (threshold " + Duration(g.dormantAfter[s.Tier]*1e9).String() + ")"
 				a.Severity = SeverityMedium
 				if g.valuable(s, seg, &f) {

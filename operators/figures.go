@@ -206,13 +206,16 @@ func (g *Engine) segmentOf(s *MemberState, f *figures) Segment {
 	}
 }
 
-// stageOf applies the four life-cycle stage rules in order.
+// stageOf applies the four life-cycle stage rules in order: a sleeping
+// member is in decline whatever its age.
 func (g *Engine) stageOf(s *MemberState, f *figures) Stage {
 	st := &g.cfg.Stages
 	switch {
+	case s.has(flagDormant):
+		return StageDecline
 	case f.lrfmc.L < st.IdentificationDays || s.BookingDays < 2:
 		return StageIdentification
-	case f.declining || f.overdue || s.has(flagDormant):
+	case f.declining || f.overdue:
 		return StageDecline
 	case f.lrfmc.L < st.DevelopmentDays:
 		return StageDevelopment

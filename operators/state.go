@@ -69,6 +69,7 @@ const (
 	flagRetentionDisarmed
 	flagFirstRedemptionNudged
 	flagDeleted
+	flagDormancyAlerted // the current episode's dormancy alert was sent
 	numStateFlags = iota
 )
 
