@@ -460,9 +460,6 @@ func (g *Engine) evaluate(s *MemberState, id MemberID, now int64, out []Alert) [
 		a.Reason = "flight booked with no hotel within " + c.Nudges.CrossSellWithin.String()
 		out = append(out, a)
 	}
-	if len(s.Trips) == 0 {
-		s.Trips = nil
-	}
 
 	s.Due = g.nextDue(s, &f)
 	return out
@@ -603,12 +600,22 @@ func (g *Engine) nextDue(s *MemberState, f *figures) int64 {
 			consider(int64(d) * secondsPerDay)
 		}
 	}
-	rw, bw, fw := int32(c.Windows.RecentDays), int32(c.Windows.BaselineDays), int32(c.Windows.FrequencyDays)
-	for i := range s.History {
-		d := s.History[i].Day
-		day(d + rw)
-		day(d + rw + bw)
-		day(d + fw)
+	// A booking leaves a window of w days on day Day+w: the first booking
+	// with Day+w > today gives the window's next change (history is sorted).
+	for _, w := range [...]int32{int32(c.Windows.RecentDays), int32(c.Windows.RecentDays + c.Windows.BaselineDays), int32(c.Windows.FrequencyDays)} {
+		h := s.History
+		i, j := 0, len(h)
+		for i < j {
+			m := int(uint(i+j) >> 1)
+			if h[m].Day+w <= today {
+				i = m + 1
+			} else {
+				j = m
+			}
+		}
+		if i < len(h) {
+			day(h[i].Day + w)
+		}
 	}
 	enrolDay := DayOf(s.Enrolled)
 	day(enrolDay + int32(c.Stages.IdentificationDays))

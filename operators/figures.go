@@ -2,7 +2,6 @@ package operators
 
 import (
 	"math"
-	"slices"
 )
 
 // figures are the derived numbers the rules read, computed from a member's
@@ -80,11 +79,7 @@ func (g *Engine) compute(s *MemberState, now int64, f *figures) {
 	for i := range s.History {
 		b := &s.History[i]
 		if prevDay != math.MinInt32 && b.Day != prevDay {
-			if ng == len(gaps) {
-				copy(gaps[:], gaps[1:])
-				ng--
-			}
-			gaps[ng] = b.Day - prevDay
+			gaps[ng%len(gaps)] = b.Day - prevDay // the last 64 gaps, in any order
 			ng++
 		}
 		prevDay = b.Day
@@ -131,11 +126,13 @@ func (g *Engine) compute(s *MemberState, now int64, f *figures) {
 			f.lrfmc.R = 0
 		}
 	}
+	ng = min(ng, len(gaps))
 	f.gaps = ng
 	f.typicalGap = 0
-	if ng > 0 {
+	// Only the overdue rule reads the typical gap.
+	if ng > 0 && int(s.BookingDays) >= c.Retention.OverdueMinBookings {
 		gs := gaps[:ng]
-		slices.Sort(gs)
+		insertionSort(gs)
 		if ng%2 == 1 {
 			f.typicalGap = float64(gs[ng/2])
 		} else {
@@ -164,11 +161,30 @@ func (g *Engine) compute(s *MemberState, now int64, f *figures) {
 	}
 }
 
+// insertionSort sorts the few gaps a member has; for these sizes it beats
+// the generic sort.
+func insertionSort(a []int32) {
+	for i := 1; i < len(a); i++ {
+		for j := i; j > 0 && a[j] < a[j-1]; j-- {
+			a[j], a[j-1] = a[j-1], a[j]
+		}
+	}
+}
+
 // valueScore is the weighted mean of the LRFMC figures scaled to [0, 1].
 // R counts inversely (recent is valuable); an unknown C drops out.
 func (g *Engine) valueScore(l *LRFMC) float64 {
 	w, sc := g.cfg.Value.Weights, g.cfg.Value.Scales
-	capped := func(x, scale float64) float64 { return math.Min(math.Max(x/scale, 0), 1) }
+	capped := func(x, scale float64) float64 {
+		v := x / scale
+		if v > 1 {
+			return 1
+		}
+		if v < 0 {
+			return 0
+		}
+		return v
+	}
 	num := w.L*capped(float64(l.L), sc.L) + w.F*capped(float64(l.F), sc.F) + w.M*capped(l.M, sc.M)
 	den := w.L + w.R + w.F + w.M
 	if l.R >= 0 {
