@@ -4,9 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"unicode/utf8"
-
-	"github.com/valyala/fastjson"
 )
 
 // Reason is a short, fixed code saying why a record was rejected. Reasons
@@ -74,15 +73,21 @@ const (
 // Decoder decodes and validates JSON events. It reuses its buffers, so one
 // Decoder must not be used by two goroutines at once; give each worker its own.
 // A decoded Event's strings share one allocation per event.
+//
+// The record is read in one strict pass (RFC 8259 JSON; a field the decoder
+// reads may appear only once). Errors come in this order: oversize, not
+// JSON, the first field in the record with a wrong value, a missing
+// required field, the tier check.
 type Decoder struct {
 	// MaxBytes rejects larger records as oversize (0: DefaultMaxEventBytes).
 	MaxBytes int
 	// Tiers, when non-nil, is the set of tier names events may carry.
 	Tiers map[string]bool
 
-	parser fastjson.Parser
-	buf    []byte
-	spans  [numStringFields]span
+	buf     []byte // unescaped string fields of the event being decoded
+	tmp     []byte // scratch: escaped keys, timestamps and dates
+	spans   [numStringFields]span
+	hasTime bool // occurred_at was read
 }
 
 type span struct{ start, end int32 }
@@ -117,6 +122,93 @@ func NewDecoder(tiers []string) *Decoder {
 	return d
 }
 
+// Known keys, by bit in the seen-set.
+const (
+	kEventID = iota
+	kType
+	kMember
+	kOccurredAt
+	kAmount
+	kCurrency
+	kDistance
+	kSegments
+	kDiscount
+	kProduct
+	kChannel
+	kOrigin
+	kDestination
+	kTripStart
+	kTripEnd
+	kTripID
+	kBookingID
+	kTier
+	kRegion
+	kAccountManager
+	kPoints
+	kPointsBalance
+	numKnownKeys
+)
+
+// knownKeys are the fields the decoder reads, in schema order.
+var knownKeys = [numKnownKeys]string{"event_id", "type", "member_id", "occurred_at", "amount", "currency",
+	"distance_km", "segments", "discount", "product", "channel", "origin", "destination",
+	"trip_start", "trip_end", "trip_id", "booking_id", "tier", "region", "account_manager",
+	"points", "points_balance"}
+
+func keyIndex(k []byte) int {
+	switch string(k) {
+	case "event_id":
+		return kEventID
+	case "type":
+		return kType
+	case "member_id":
+		return kMember
+	case "occurred_at":
+		return kOccurredAt
+	case "amount":
+		return kAmount
+	case "currency":
+		return kCurrency
+	case "distance_km":
+		return kDistance
+	case "segments":
+		return kSegments
+	case "discount":
+		return kDiscount
+	case "product":
+		return kProduct
+	case "channel":
+		return kChannel
+	case "origin":
+		return kOrigin
+	case "destination":
+		return kDestination
+	case "trip_start":
+		return kTripStart
+	case "trip_end":
+		return kTripEnd
+	case "trip_id":
+		return kTripID
+	case "booking_id":
+		return kBookingID
+	case "tier":
+		return kTier
+	case "region":
+		return kRegion
+	case "account_manager":
+		return kAccountManager
+	case "points":
+		return kPoints
+	case "points_balance":
+		return kPointsBalance
+	}
+	return -1
+}
+
+func notJSON(problem string) *ValidationError {
+	return &ValidationError{Reason: ReasonInvalidJSON, Problem: "not valid JSON: " + problem}
+}
+
 // Decode parses one JSON event into e, overwriting it. On error e is
 // unspecified and the error is a *ValidationError naming the field.
 func (d *Decoder) Decode(data []byte, e *Event) error {
@@ -127,126 +219,98 @@ func (d *Decoder) Decode(data []byte, e *Event) error {
 	if len(data) > maxBytes {
 		return &ValidationError{Reason: ReasonOversize, Problem: fmt.Sprintf("record is %d bytes, limit %d", len(data), maxBytes)}
 	}
-	// fastjson's parser is lenient (it takes 01, .5 and \x escapes); the
-	// validator is exact JSON, so run it first.
-	if err := fastjson.ValidateBytes(data); err != nil {
-		return &ValidationError{Reason: ReasonInvalidJSON, Problem: "not valid JSON: " + truncate(err.Error(), 120)}
-	}
-	v, err := d.parser.ParseBytes(data)
-	if err != nil {
-		return &ValidationError{Reason: ReasonInvalidJSON, Problem: "not valid JSON: " + truncate(err.Error(), 120)}
-	}
-	o, err := v.Object()
-	if err != nil {
-		return &ValidationError{Reason: ReasonInvalidJSON, Problem: "not a JSON object"}
-	}
-	if k := duplicateKnownKey(o); k != "" {
-		return &ValidationError{Reason: ReasonInvalidJSON, Field: k, Problem: "appears more than once"}
-	}
 	*e = Event{}
 	d.buf = d.buf[:0]
 	d.spans = [numStringFields]span{}
-
-	if err := d.str(o, "event_id", sfEventID, maxIDLen, true); err != nil {
-		return err
-	}
-	if err := d.str(o, "type", sfType, 64, true); err != nil {
-		return err
-	}
-	if err := d.str(o, "member_id", sfMember, maxIDLen, true); err != nil {
-		return err
-	}
-	e.Type = ParseEventType(d.spanString(sfType))
-
-	at := o.Get("occurred_at")
-	if isAbsent(at) {
-		return missing("occurred_at")
-	}
-	atb, err := at.StringBytes()
-	if err != nil {
-		return invalid("occurred_at", "not a string")
-	}
-	t, ok := parseRFC3339(atb)
-	if !ok {
-		return invalid("occurred_at", "not RFC 3339")
-	}
-	e.OccurredAt = t
-
-	// Optional fields, in schema order.
-	if err := d.number(o, "amount", &e.Amount, FieldAmount, e, 0, maxAmount); err != nil {
-		return err
-	}
-	if err := d.str(o, "currency", sfCurrency, 3, false); err != nil {
-		return err
-	}
-	if s := d.spans[sfCurrency]; s.end > s.start {
-		if !isCurrency(d.buf[s.start:s.end]) {
-			return invalid("currency", "not a three-letter ISO 4217 code")
+	d.hasTime = false
+	sc := scanner{b: data}
+	sc.ws()
+	if sc.peek() != '{' {
+		if sc.i < len(data) && sc.skip(0) {
+			sc.ws()
+			if sc.i == len(data) {
+				return &ValidationError{Reason: ReasonInvalidJSON, Problem: "not a JSON object"}
+			}
 		}
-		e.Has |= FieldCurrency
+		if len(data) == 0 {
+			return notJSON("empty record")
+		}
+		return notJSON("syntax error at byte " + itoa(sc.i))
 	}
-	if err := d.number(o, "distance_km", &e.DistanceKm, FieldDistance, e, 0, maxDistance); err != nil {
-		return err
+	sc.i++
+	var fieldErr, dupErr *ValidationError
+	var seen uint32
+	sc.ws()
+	if !sc.consume('}') {
+		for {
+			sc.ws()
+			if sc.peek() != '"' {
+				return notJSON("expected a field name at byte " + itoa(sc.i))
+			}
+			// Keys without escapes are read in place.
+			var key []byte
+			if j := indexQuoteOrEscape(data[sc.i+1:]); j >= 0 && data[sc.i+1+j] == '"' {
+				key = data[sc.i+1 : sc.i+1+j]
+				sc.i += j + 2
+			} else {
+				var ok bool
+				d.tmp, ok = sc.str(d.tmp[:0])
+				if !ok {
+					return notJSON("bad field name at byte " + itoa(sc.i))
+				}
+				key = d.tmp
+			}
+			sc.ws()
+			if !sc.consume(':') {
+				return notJSON("expected ':' at byte " + itoa(sc.i))
+			}
+			sc.ws()
+			k := keyIndex(key)
+			if k >= 0 && seen&(1<<k) != 0 {
+				if dupErr == nil {
+					dupErr = &ValidationError{Reason: ReasonInvalidJSON, Field: knownKeys[k], Problem: "appears more than once"}
+				}
+				k = -1 // the copy is checked as JSON, not read
+			} else if k >= 0 {
+				seen |= 1 << k
+			}
+			ok, err := d.field(&sc, k, e)
+			if !ok {
+				return notJSON("bad value at byte " + itoa(sc.i))
+			}
+			if err != nil && fieldErr == nil {
+				fieldErr = err
+			}
+			sc.ws()
+			if sc.consume('}') {
+				break
+			}
+			if !sc.consume(',') {
+				return notJSON("expected ',' or '}' at byte " + itoa(sc.i))
+			}
+		}
 	}
-	if err := d.integer(o, "segments", &e.Segments, FieldSegments, e, maxSegments); err != nil {
-		return err
+	sc.ws()
+	if sc.i != len(data) {
+		return notJSON("data after the object at byte " + itoa(sc.i))
 	}
-	if err := d.number(o, "discount", &e.Discount, FieldDiscount, e, 0, maxDiscount); err != nil {
-		return err
+	if dupErr != nil {
+		return dupErr
 	}
-	if err := d.optStr(o, "product", sfProduct, FieldProduct, e); err != nil {
-		return err
+	if fieldErr != nil {
+		return fieldErr
 	}
-	if err := d.optStr(o, "channel", sfChannel, FieldChannel, e); err != nil {
-		return err
+	// Required fields (null counts as missing).
+	for _, k := range [...]int{kEventID, kType, kMember} {
+		if sp := d.spans[stringSlot(k)]; sp.end == sp.start {
+			return missing(knownKeys[k])
+		}
 	}
-	if err := d.optStr(o, "origin", sfOrigin, FieldOrigin, e); err != nil {
-		return err
-	}
-	if err := d.optStr(o, "destination", sfDestination, FieldDestination, e); err != nil {
-		return err
-	}
-	if err := d.date(o, "trip_start", &e.TripStart, FieldTripStart, e); err != nil {
-		return err
-	}
-	if err := d.date(o, "trip_end", &e.TripEnd, FieldTripEnd, e); err != nil {
-		return err
+	if !d.hasTime {
+		return missing("occurred_at")
 	}
 	if e.Is(FieldTripStart) && e.Is(FieldTripEnd) && e.TripEnd < e.TripStart {
 		return invalid("trip_end", "before trip_start")
-	}
-	if err := d.optStr(o, "trip_id", sfTripID, FieldTripID, e); err != nil {
-		return err
-	}
-	if err := d.optStr(o, "booking_id", sfBookingID, FieldBookingID, e); err != nil {
-		return err
-	}
-	if err := d.optStr(o, "tier", sfTier, FieldTier, e); err != nil {
-		return err
-	}
-	if err := d.optStr(o, "region", sfRegion, FieldRegion, e); err != nil {
-		return err
-	}
-	if err := d.optStr(o, "account_manager", sfAccountManager, FieldAccountManager, e); err != nil {
-		return err
-	}
-	if err := d.integer(o, "points", &e.Points, FieldPoints, e, maxPoints); err != nil {
-		return err
-	}
-	if err := d.integer(o, "points_balance", &e.PointsBalance, FieldPointsBalance, e, maxPoints); err != nil {
-		return err
-	}
-
-	// Type-specific requirements.
-	switch e.Type {
-	case TypeCancellation:
-		if !e.Is(FieldBookingID) {
-			return missing("booking_id")
-		}
-	case TypeTierChange:
-		if !e.Is(FieldTier) {
-			return missing("tier")
-		}
 	}
 
 	// One allocation for every string of the event.
@@ -254,6 +318,7 @@ func (d *Decoder) Decode(data []byte, e *Event) error {
 	sub := func(i int) string { s := d.spans[i]; return all[s.start:s.end] }
 	e.ID = sub(sfEventID)
 	e.TypeName = sub(sfType)
+	e.Type = ParseEventType(e.TypeName)
 	e.MemberID = MemberID(sub(sfMember))
 	e.Currency = sub(sfCurrency)
 	e.ProductName = sub(sfProduct)
@@ -268,149 +333,244 @@ func (d *Decoder) Decode(data []byte, e *Event) error {
 	e.Tier = sub(sfTier)
 	e.Region = sub(sfRegion)
 	e.AccountManager = sub(sfAccountManager)
+
+	// Type-specific requirements.
+	switch e.Type {
+	case TypeCancellation:
+		if !e.Is(FieldBookingID) {
+			return missing("booking_id")
+		}
+	case TypeTierChange:
+		if !e.Is(FieldTier) {
+			return missing("tier")
+		}
+	}
 	if e.Is(FieldTier) && d.Tiers != nil && !d.Tiers[e.Tier] {
 		return &ValidationError{Reason: ReasonUnknownTier, Field: "tier", Problem: fmt.Sprintf("unknown tier %q", truncate(e.Tier, 40))}
 	}
 	return nil
 }
 
-// knownKeys are the fields the decoder reads, in schema order.
-var knownKeys = [...]string{"event_id", "type", "member_id", "occurred_at", "amount", "currency",
-	"distance_km", "segments", "discount", "product", "channel", "origin", "destination",
-	"trip_start", "trip_end", "trip_id", "booking_id", "tier", "region", "account_manager",
-	"points", "points_balance"}
-
-// duplicateKnownKey returns a field the decoder reads that appears twice in
-// o (JSON parsers disagree on which copy wins, so such a record is
-// ambiguous), or "".
-func duplicateKnownKey(o *fastjson.Object) string {
-	var seen uint32
-	dup := ""
-	o.Visit(func(key []byte, _ *fastjson.Value) {
-		if dup != "" {
-			return
+func indexQuoteOrEscape(b []byte) int {
+	for i, c := range b {
+		if c == '"' || c == '\\' || c < 0x20 {
+			return i
 		}
-		for i := range knownKeys {
-			if string(key) == knownKeys[i] {
-				if seen&(1<<i) != 0 {
-					dup = knownKeys[i]
-				}
-				seen |= 1 << i
-				return
+	}
+	return -1
+}
+
+// stringSlot maps a known key holding a string to its slot in spans.
+func stringSlot(k int) int {
+	switch k {
+	case kEventID:
+		return sfEventID
+	case kType:
+		return sfType
+	case kMember:
+		return sfMember
+	case kCurrency:
+		return sfCurrency
+	case kProduct:
+		return sfProduct
+	case kChannel:
+		return sfChannel
+	case kOrigin:
+		return sfOrigin
+	case kDestination:
+		return sfDestination
+	case kTripID:
+		return sfTripID
+	case kBookingID:
+		return sfBookingID
+	case kTier:
+		return sfTier
+	case kRegion:
+		return sfRegion
+	case kAccountManager:
+		return sfAccountManager
+	}
+	return -1
+}
+
+// field reads the value of known key k (or skips an unknown key's value).
+// ok false means the JSON itself is broken; err is a problem with the value.
+func (d *Decoder) field(sc *scanner, k int, e *Event) (ok bool, err *ValidationError) {
+	if k < 0 {
+		return sc.skip(0), nil
+	}
+	key := knownKeys[k]
+	if sc.peek() == 'n' { // null: absent
+		if !sc.literal("null") {
+			return false, nil
+		}
+		return true, nil
+	}
+	switch k {
+	case kOccurredAt, kTripStart, kTripEnd:
+		if sc.peek() != '"' {
+			return sc.skip(0), invalid(key, "not a string")
+		}
+		d.tmp, ok = sc.str(d.tmp[:0])
+		if !ok {
+			return false, nil
+		}
+		if k == kOccurredAt {
+			t, good := parseRFC3339(d.tmp)
+			if !good {
+				return true, invalid(key, "not RFC 3339")
 			}
+			e.OccurredAt, d.hasTime = t, true
+			return true, nil
 		}
-	})
-	return dup
-}
-
-func (d *Decoder) spanString(i int) string {
-	s := d.spans[i]
-	return string(d.buf[s.start:s.end])
-}
-
-func isAbsent(v *fastjson.Value) bool { return v == nil || v.Type() == fastjson.TypeNull }
-
-// str copies the string field key into the shared buffer.
-func (d *Decoder) str(o *fastjson.Object, key string, slot, maxLen int, required bool) error {
-	v := o.Get(key)
-	if isAbsent(v) {
-		if required {
-			return missing(key)
+		day, good := parseDate(d.tmp)
+		if !good {
+			return true, invalid(key, "not a date (YYYY-MM-DD)")
 		}
-		return nil
-	}
-	b, err := v.StringBytes()
-	if err != nil {
-		return invalid(key, "not a string")
-	}
-	if len(b) == 0 {
-		if required {
-			return invalid(key, "empty")
+		if k == kTripStart {
+			e.TripStart, e.Has = day, e.Has|FieldTripStart
+		} else {
+			e.TripEnd, e.Has = day, e.Has|FieldTripEnd
 		}
-		return nil
-	}
-	if len(b) > maxLen {
-		return invalid(key, fmt.Sprintf("longer than %d bytes", maxLen))
-	}
-	if !utf8.Valid(b) {
-		return invalid(key, "not valid UTF-8")
-	}
-	for _, c := range b {
-		if c < 0x20 || c == 0x7f {
-			return invalid(key, "contains a control character")
+		return true, nil
+	case kAmount, kDistance, kDiscount, kSegments, kPoints, kPointsBalance:
+		c := sc.peek()
+		if c != '-' && (c < '0' || c > '9') {
+			return sc.skip(0), invalid(key, "not a number")
 		}
+		var x float64
+		x, ok = sc.num()
+		if !ok {
+			return false, nil
+		}
+		return true, setNumber(e, k, key, x)
 	}
-	start := int32(len(d.buf))
-	d.buf = append(d.buf, b...)
-	d.spans[slot] = span{start, int32(len(d.buf))}
-	return nil
-}
-
-func (d *Decoder) optStr(o *fastjson.Object, key string, slot int, f Field, e *Event) error {
-	if err := d.str(o, key, slot, maxTextLen, false); err != nil {
-		return err
+	// String fields.
+	slot := stringSlot(k)
+	if sc.peek() != '"' {
+		return sc.skip(0), invalid(key, "not a string")
 	}
-	if s := d.spans[slot]; s.end > s.start {
+	start := len(d.buf)
+	d.buf, ok = sc.str(d.buf)
+	if !ok {
+		return false, nil
+	}
+	b := d.buf[start:]
+	maxLen, required := maxTextLen, false
+	switch k {
+	case kEventID, kMember:
+		maxLen, required = maxIDLen, true
+	case kType:
+		maxLen, required = 64, true
+	case kCurrency:
+		maxLen = 3
+	}
+	if problem := checkText(b, maxLen); problem != "" {
+		d.buf = d.buf[:start]
+		if len(b) == 0 && !required {
+			return true, nil // an empty optional string is absent
+		}
+		return true, invalid(key, problem)
+	}
+	if k == kCurrency && !isCurrency(b) {
+		d.buf = d.buf[:start]
+		return true, invalid(key, "not a three-letter ISO 4217 code")
+	}
+	d.spans[slot] = span{int32(start), int32(len(d.buf))}
+	if f := stringField(k); f != 0 {
 		e.Has |= f
 	}
-	return nil
+	return true, nil
 }
 
-func (d *Decoder) number(o *fastjson.Object, key string, dst *float64, f Field, e *Event, lo, hi float64) error {
-	v := o.Get(key)
-	if isAbsent(v) {
-		return nil
+// checkText returns what is wrong with a string field's bytes, or "".
+func checkText(b []byte, maxLen int) string {
+	if len(b) == 0 {
+		return "empty"
 	}
-	if v.Type() != fastjson.TypeNumber {
-		return invalid(key, "not a number")
+	if len(b) > maxLen {
+		return "longer than " + itoa(maxLen) + " bytes"
 	}
-	x, err := v.Float64()
-	if err != nil || math.IsInf(x, 0) || math.IsNaN(x) {
+	ascii := true
+	for _, c := range b {
+		if c < 0x20 || c == 0x7f {
+			return "contains a control character"
+		}
+		ascii = ascii && c < 0x80
+	}
+	if !ascii && !utf8.Valid(b) {
+		return "not valid UTF-8"
+	}
+	return ""
+}
+
+func stringField(k int) Field {
+	switch k {
+	case kCurrency:
+		return FieldCurrency
+	case kProduct:
+		return FieldProduct
+	case kChannel:
+		return FieldChannel
+	case kOrigin:
+		return FieldOrigin
+	case kDestination:
+		return FieldDestination
+	case kTripID:
+		return FieldTripID
+	case kBookingID:
+		return FieldBookingID
+	case kTier:
+		return FieldTier
+	case kRegion:
+		return FieldRegion
+	case kAccountManager:
+		return FieldAccountManager
+	}
+	return 0
+}
+
+// setNumber range-checks a numeric field and stores it.
+func setNumber(e *Event, k int, key string, x float64) *ValidationError {
+	if !finite(x) {
 		return invalid(key, "not a finite number")
 	}
-	if x < lo {
+	if x < 0 {
 		return invalid(key, "negative")
 	}
+	hi, whole := 0.0, false
+	switch k {
+	case kAmount:
+		hi = maxAmount
+	case kDistance:
+		hi = maxDistance
+	case kDiscount:
+		hi = maxDiscount
+	case kSegments:
+		hi, whole = maxSegments, true
+	case kPoints, kPointsBalance:
+		hi, whole = maxPoints, true
+	}
 	if x > hi {
-		return invalid(key, fmt.Sprintf("greater than %g", hi))
+		return invalid(key, "greater than "+strconv.FormatFloat(hi, 'g', -1, 64))
 	}
-	*dst = x
-	e.Has |= f
-	return nil
-}
-
-func (d *Decoder) integer(o *fastjson.Object, key string, dst *int64, f Field, e *Event, hi float64) error {
-	var x float64
-	var tmp Event
-	if err := d.number(o, key, &x, f, &tmp, 0, hi); err != nil {
-		return err
-	}
-	if tmp.Has == 0 {
-		return nil
-	}
-	if x != math.Trunc(x) {
+	if whole && x != math.Trunc(x) {
 		return invalid(key, "not a whole number")
 	}
-	*dst = int64(x)
-	e.Has |= f
-	return nil
-}
-
-func (d *Decoder) date(o *fastjson.Object, key string, dst *int32, f Field, e *Event) error {
-	v := o.Get(key)
-	if isAbsent(v) {
-		return nil
+	switch k {
+	case kAmount:
+		e.Amount, e.Has = x, e.Has|FieldAmount
+	case kDistance:
+		e.DistanceKm, e.Has = x, e.Has|FieldDistance
+	case kDiscount:
+		e.Discount, e.Has = x, e.Has|FieldDiscount
+	case kSegments:
+		e.Segments, e.Has = int64(x), e.Has|FieldSegments
+	case kPoints:
+		e.Points, e.Has = int64(x), e.Has|FieldPoints
+	case kPointsBalance:
+		e.PointsBalance, e.Has = int64(x), e.Has|FieldPointsBalance
 	}
-	b, err := v.StringBytes()
-	if err != nil {
-		return invalid(key, "not a string")
-	}
-	day, ok := parseDate(b)
-	if !ok {
-		return invalid(key, "not a date (YYYY-MM-DD)")
-	}
-	*dst = day
-	e.Has |= f
 	return nil
 }
 

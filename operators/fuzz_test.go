@@ -14,6 +14,7 @@ package operators_test
 import (
 	"bytes"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -156,4 +157,51 @@ func stateSeeds(tb testing.TB) [][]byte {
 		out = append(out, s.AppendEncode(nil))
 	}
 	return out
+}
+
+// FuzzDecodeJSONGrammar checks the decoder's hand-written JSON scanner
+// against encoding/json: a record is "not valid JSON" for churnflow exactly
+// when json.Valid refuses it (a field churnflow reads appearing twice is
+// the one, deliberate, difference), and "not a JSON object" only for valid
+// JSON that is not an object.
+func FuzzDecodeJSONGrammar(f *testing.F) {
+	for _, s := range []string{
+		`{"event_id":"e","type":"login","member_id":"M","occurred_at":"2026-01-01T00:00:00Z"}`,
+		`{"a":[1,-2.5e3,{"b":null}],"c":"\u00e9\ud83d\ude00\ud800x","d":true}`,
+		`[1,2]`, `"x"`, `{"amount":01}`, `{"amount":1.}`, `{"x":"\q"}`, `{"amount":-0.0e-0}`,
+		` { } `, `{"event_id":"e","event_id":"f"}`, `{"k":1}x`, "{\"k\":\"\x01\"}",
+	} {
+		f.Add([]byte(s))
+	}
+	d := operators.NewDecoder(nil)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var e operators.Event
+		err := d.Decode(data, &e)
+		var ve *operators.ValidationError
+		if err != nil && !errors.As(err, &ve) {
+			t.Fatalf("error %v is not a *ValidationError", err)
+		}
+		if err != nil && ve.Reason == operators.ReasonOversize {
+			return
+		}
+		valid := json.Valid(data)
+		switch {
+		case err != nil && ve.Reason == operators.ReasonInvalidJSON && ve.Problem == "not a JSON object":
+			if !valid || bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("{")) {
+				t.Fatalf("%q: said not an object; json.Valid=%v", data, valid)
+			}
+		case err != nil && ve.Reason == operators.ReasonInvalidJSON && ve.Problem == "appears more than once":
+			if !valid {
+				t.Fatalf("%q: said duplicate field, but json.Valid refuses it", data)
+			}
+		case err != nil && ve.Reason == operators.ReasonInvalidJSON:
+			if valid {
+				t.Fatalf("%q: said %v, but json.Valid accepts it", data, err)
+			}
+		default:
+			if !valid {
+				t.Fatalf("%q: decoder got past the grammar (%v), but json.Valid refuses it", data, err)
+			}
+		}
+	})
 }

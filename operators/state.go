@@ -70,7 +70,7 @@ const (
 	flagFirstRedemptionNudged
 	flagDeleted
 	flagDormancyAlerted // the current episode's dormancy alert was sent
-	numStateFlags = iota
+	numStateFlags       = iota
 )
 
 // MemberState is everything churnflow keeps about one member. Times are

@@ -33,7 +33,7 @@ else
 fi
 
 step "fuzz (${FUZZTIME} each)"
-for target in FuzzDecode FuzzStateCodec; do
+for target in FuzzDecode FuzzDecodeJSONGrammar FuzzStateCodec; do
 	go test ./operators -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME"
 done
 

@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// run executes churnflow in-process with the given arguments, standard
+// input and environment, and returns the exit code and what it printed.
+func run(t *testing.T, stdin string, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	s := streams{
+		in:  strings.NewReader(stdin),
+		out: &out,
+		err: &errb,
+		getenv: func(k string) (string, bool) {
+			v, ok := env[k]
+			return v, ok
+		},
+	}
+	code = execute(t.Context(), args, s)
+	return code, out.String(), errb.String()
+}
+
+const sample = "testdata/sample.jsonl"
+
+func jsonLines(t *testing.T, text string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(text), "\n") {
+		if l == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("not a JSON line: %q: %v", l, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestReplaySample(t *testing.T) {
+	dir := t.TempDir()
+	outPath, rejPath := filepath.Join(dir, "alerts.jsonl"), filepath.Join(dir, "rejects.jsonl")
+	code, stdout, stderr := run(t, "", nil, "replay", "--input", sample, "--until", "2026-07-01T00:00:00Z",
+		"--out", outPath, "--rejects", rejPath, "--summary", "json", "--batch", "5")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if stdout != "" {
+		t.Errorf("alerts went to standard output despite --out: %q", stdout)
+	}
+
+	alerts := jsonLines(t, readFile(t, outPath))
+	types := map[string]int{}
+	for _, a := range alerts {
+		types[a["type"].(string)]++
+		if a["emitted_at"] != a["triggered_at"] {
+			t.Errorf("emitted_at %v differs from triggered_at %v", a["emitted_at"], a["triggered_at"])
+		}
+	}
+	for _, want := range []string{"dormancy", "reactivated", "retention", "cross_sell_nudge", "first_redemption_nudge", "segment_change"} {
+		if types[want] == 0 {
+			t.Errorf("no %s alert in the sample's output: %v", want, types)
+		}
+	}
+
+	rejects := jsonLines(t, readFile(t, rejPath))
+	wantRejects := []struct {
+		line   float64
+		reason string
+	}{{21, "invalid_field"}, {42, "invalid_json"}, {56, "unknown_tier"}}
+	if len(rejects) != len(wantRejects) {
+		t.Fatalf("rejects: %v", rejects)
+	}
+	lines := strings.Split(readFile(t, sample), "\n")
+	for i, w := range wantRejects {
+		r := rejects[i]
+		if r["line"] != w.line || r["reason"] != w.reason || r["error"] == "" || r["record"] != lines[int(w.line)-1] {
+			t.Errorf("reject %d: %v, want line %v reason %s and the original record", i, r, w.line, w.reason)
+		}
+	}
+
+	var sum struct {
+		Records       int64            `json:"records"`
+		Events        int64            `json:"events"`
+		RejectedTotal int64            `json:"rejected_total"`
+		AlertsTotal   int64            `json:"alerts_total"`
+		Alerts        map[string]int64 `json:"alerts"`
+		Until         string           `json:"until"`
+		Active        int64            `json:"active"`
+		Sleeping      int64            `json:"sleeping"`
+		ByTier        []struct {
+			Name             string
+			Active, Sleeping int64
+		} `json:"by_tier"`
+	}
+	if err := json.Unmarshal([]byte(stderr), &sum); err != nil {
+		t.Fatalf("summary is not JSON: %v\n%s", err, stderr)
+	}
+	if sum.Records != 91 || sum.Events != 88 || sum.RejectedTotal != 3 || sum.AlertsTotal != int64(len(alerts)) || sum.Until != "2026-07-01T00:00:00Z" {
+		t.Errorf("summary: %+v", sum)
+	}
+	if sum.Active == 0 || sum.Sleeping == 0 || len(sum.ByTier) == 0 {
+		t.Errorf("summary lacks the active/sleeping split: %+v", sum)
+	}
+
+	// The same replay to standard output, with a text summary and another
+	// batch size, writes the same alerts.
+	code, stdout, stderr = run(t, "", nil, "replay", "--input", sample, "--until", "2026-07-01T00:00:00Z")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if len(jsonLines(t, stdout)) != len(alerts) {
+		t.Errorf("stdout has %d alerts, --out had %d", len(jsonLines(t, stdout)), len(alerts))
+	}
+	for _, want := range []string{"replay summary", "records read", "tier", "platinum", "segment", "sleeping %", "3 records were rejected; add --rejects FILE"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("text summary lacks %q:\n%s", want, stderr)
+		}
+	}
+}
+
+func TestReplayStdinAndEnvironment(t *testing.T) {
+	in := readFile(t, sample)
+	env := map[string]string{"CHURNFLOW_SUMMARY": "json", "CHURNFLOW_UNTIL": "2026-07-01T00:00:00Z", "CHURNFLOW_INPUT": "-"}
+	code, stdout, stderr := run(t, in, env, "replay")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.HasPrefix(strings.TrimSpace(stderr), "{") || !strings.Contains(stderr, `"until": "2026-07-01T00:00:00Z"`) {
+		t.Errorf("CHURNFLOW_SUMMARY/CHURNFLOW_UNTIL not applied:\n%s", stderr)
+	}
+	if len(jsonLines(t, stdout)) == 0 {
+		t.Error("no alerts from standard input")
+	}
+	// A flag wins over the environment.
+	code, _, stderr = run(t, in, env, "replay", "--summary", "none")
+	if code != 0 || stderr != "" {
+		t.Errorf("--summary none did not win over CHURNFLOW_SUMMARY=json: exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestReplayCSVSample(t *testing.T) {
+	code, stdout, stderr := run(t, "", nil, "replay", "--input", "testdata/sample.csv", "--csv-map", "testdata/sample-csv-map.yaml",
+		"--rejects", filepath.Join(t.TempDir(), "r.jsonl"), "--summary", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, `"format": "csv"`) || !strings.Contains(stderr, `"rejected_total": 2`) {
+		t.Errorf("summary:\n%s", stderr)
+	}
+	if len(jsonLines(t, stdout)) == 0 {
+		t.Error("no alerts from the CSV sample")
+	}
+}
+
+func TestReplayCommandLineErrors(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nope.jsonl")
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		code int
+		want string
+	}{
+		{"bad until", nil, []string{"replay", "--input", sample, "--until", "2026-13-01"}, 2,
+			`--until: "2026-13-01" is not an RFC 3339 time (example: 2026-06-01T00:00:00Z)`},
+		{"no input", nil, []string{"replay"}, 2, `--input: required`},
+		{"missing input file", nil, []string{"replay", "--input", missing}, 2, `--input: file "` + missing + `" does not exist`},
+		{"bad format", nil, []string{"replay", "--input", sample, "--format", "xml"}, 2, `--format: "xml" is not one of auto, jsonl, csv`},
+		{"bad batch", nil, []string{"replay", "--input", sample, "--batch", "0"}, 2, `--batch: "0" is not a positive whole number`},
+		{"bad size", nil, []string{"replay", "--input", sample, "--sort-memory", "lots"}, 2, `--sort-memory: "lots" is not a size (examples: 256MiB`},
+		{"unknown flag", nil, []string{"replay", "--inptu", sample}, 2, `unknown flag: --inptu`},
+		{"bad environment", map[string]string{"CHURNFLOW_BATCH": "many"}, []string{"replay", "--input", sample}, 2, `CHURNFLOW_BATCH: "many" is not a positive whole number`},
+		{"missing config", nil, []string{"replay", "--input", sample, "--config", missing}, 2, `--config: file "` + missing + `" does not exist`},
+		{"bad csv map", nil, []string{"replay", "--input", "testdata/sample.csv", "--csv-map", sample}, 1, `--csv-map testdata/sample.jsonl: parse csv mapping`},
+		{"missing out dir", nil, []string{"replay", "--input", sample, "--out", filepath.Join(missing, "a.jsonl")}, 2, `--out: directory`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := run(t, "", tc.env, tc.args...)
+			if code != tc.code || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("exit %d (want %d), stderr:\n%s\nwant it to contain: %s", code, tc.code, stderr, tc.want)
+			}
+			if stdout != "" {
+				t.Errorf("stdout: %q", stdout)
+			}
+			if tc.code == 2 && !strings.Contains(stderr, "--help") {
+				t.Errorf("usage error without a pointer to --help:\n%s", stderr)
+			}
+		})
+	}
+}
+
+func TestReplayFailedRunLeavesNoOutputFile(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "alerts.jsonl")
+	// Not gzip after all: the header is broken, which is fatal.
+	bad := filepath.Join(dir, "bad.gz")
+	os.WriteFile(bad, []byte{0x1f, 0x8b, 0, 0}, 0o644)
+	code, _, stderr := run(t, "", nil, "replay", "--input", bad, "--out", out)
+	if code != 1 || !strings.Contains(stderr, "gzip") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Fatalf("files left behind: %v", ents)
+	}
+}
+
+func TestRootHelp(t *testing.T) {
+	code, stdout, _ := run(t, "", nil, "--help")
+	if code != 0 || !strings.Contains(stdout, "replay") || !strings.Contains(stdout, "CHURNFLOW_") {
+		t.Fatalf("exit %d:\n%s", code, stdout)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"256MiB": 256 << 20, "1GiB": 1 << 30, "500MB": 500e6, "64k": 64 << 10, "1048576": 1 << 20, "1.5g": 3 << 29} {
+		got, err := parseSize(in)
+		if err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1", "0", "MiB", "lots", "1e30GiB"} {
+		if _, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) accepted", in)
+		}
+	}
+}
