@@ -1,10 +1,10 @@
 package operators
 
 import (
-	"encoding/json"
 	"math"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // AlertSchemaVersion is the schema_version every alert carries
@@ -112,13 +112,132 @@ func (a *Alert) Wire(emittedAt int64) AlertJSON {
 	return w
 }
 
-// AppendJSON appends the alert's JSON object (no newline) to dst.
+// AppendJSON appends the alert's JSON object (no newline) to dst: the same
+// document as json.Marshal(a.Wire(emittedAt)), written without reflection
+// (replay and the pipeline encode every alert on the hot path).
 func (a *Alert) AppendJSON(dst []byte, emittedAt int64) []byte {
-	b, err := json.Marshal(a.Wire(emittedAt))
-	if err != nil { // cannot happen: every field is a plain value
-		panic("operators: marshal alert: " + err.Error())
+	m := &a.Member
+	dst = append(dst, `{"alert_id":`...)
+	dst = appendJSONString(dst, a.ID)
+	dst = append(dst, `,"type":"`...)
+	dst = append(dst, a.Type.String()...)
+	dst = append(dst, `","member_id":`...)
+	dst = appendJSONString(dst, string(a.MemberID))
+	dst = append(dst, `,"triggered_at":"`...)
+	dst = appendRFC3339(dst, a.TriggeredAt)
+	dst = append(dst, `","emitted_at":"`...)
+	dst = appendRFC3339(dst, emittedAt)
+	dst = append(dst, `","reason":`...)
+	dst = appendJSONString(dst, a.Reason)
+	if len(a.Reasons) > 0 {
+		dst = append(dst, `,"reasons":[`...)
+		for i, r := range a.Reasons {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONString(dst, r)
+		}
+		dst = append(dst, ']')
 	}
-	return append(dst, b...)
+	dst = append(dst, `,"severity":"`...)
+	dst = append(dst, a.Severity.String()...)
+	dst = append(dst, `","member":{`...)
+	if m.Tier != "" {
+		dst = append(dst, `"tier":`...)
+		dst = appendJSONString(dst, m.Tier)
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"segment":"`...)
+	dst = append(dst, m.Segment.String()...)
+	dst = append(dst, `","stage":"`...)
+	dst = append(dst, m.Stage.String()...)
+	dst = append(dst, '"')
+	if m.Region != "" {
+		dst = append(dst, `,"region":`...)
+		dst = appendJSONString(dst, m.Region)
+	}
+	if m.AccountManager != "" {
+		dst = append(dst, `,"account_manager":`...)
+		dst = appendJSONString(dst, m.AccountManager)
+	}
+	dst = append(dst, `,"dormant":`...)
+	dst = strconv.AppendBool(dst, m.Dormant)
+	dst = append(dst, `,"lrfmc":{"L":`...)
+	dst = strconv.AppendInt(dst, int64(m.LRFMC.L), 10)
+	dst = append(dst, `,"R":`...)
+	if m.LRFMC.R >= 0 {
+		dst = strconv.AppendInt(dst, int64(m.LRFMC.R), 10)
+	} else {
+		dst = append(dst, "null"...)
+	}
+	dst = append(dst, `,"F":`...)
+	dst = strconv.AppendInt(dst, int64(m.LRFMC.F), 10)
+	dst = append(dst, `,"M":`...)
+	dst = appendJSONFloat(dst, round2(m.LRFMC.M))
+	dst = append(dst, `,"C":`...)
+	if m.LRFMC.HasC {
+		dst = appendJSONFloat(dst, round2(m.LRFMC.C))
+	} else {
+		dst = append(dst, "null"...)
+	}
+	dst = append(dst, `},"value_score":`...)
+	dst = appendJSONFloat(dst, m.ValueScore)
+	if m.HasPAlive {
+		dst = append(dst, `,"p_alive":`...)
+		dst = appendJSONFloat(dst, math.Round(m.PAlive*1000)/1000)
+	}
+	dst = append(dst, '}')
+	if a.Action != "" {
+		dst = append(dst, `,"suggested_action":`...)
+		dst = appendJSONString(dst, a.Action)
+	}
+	if a.Type == AlertRetention {
+		dst = append(dst, `,"value_at_risk":`...)
+		dst = appendJSONFloat(dst, a.ValueAtRisk)
+	}
+	if a.Target != "" {
+		dst = append(dst, `,"target":`...)
+		dst = appendJSONString(dst, a.Target)
+	}
+	if a.Period != "" {
+		dst = append(dst, `,"period":`...)
+		dst = appendJSONString(dst, a.Period)
+	}
+	if a.Type == AlertSegmentChange {
+		dst = append(dst, `,"previous":{"segment":"`...)
+		dst = append(dst, a.PrevSegment.String()...)
+		dst = append(dst, `","stage":"`...)
+		dst = append(dst, a.PrevStage.String()...)
+		dst = append(dst, `"}`...)
+	}
+	dst = append(dst, `,"schema_version":`...)
+	dst = strconv.AppendInt(dst, AlertSchemaVersion, 10)
+	return append(dst, '}')
+}
+
+// appendRFC3339 appends Unix seconds as YYYY-MM-DDTHH:MM:SSZ.
+func appendRFC3339(dst []byte, unix int64) []byte {
+	return time.Unix(unix, 0).UTC().AppendFormat(dst, time.RFC3339)
+}
+
+// appendJSONFloat formats a float as encoding/json does.
+func appendJSONFloat(dst []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(dst, '0') // never produced by the rules; JSON has no NaN
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	dst = strconv.AppendFloat(dst, f, format, -1, 64)
+	if format == 'e' {
+		// clean up e-09 to e-9
+		if n := len(dst); n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
+			dst[n-2] = dst[n-1]
+			dst = dst[:n-1]
+		}
+	}
+	return dst
 }
 
 func round2(x float64) float64 { return math.Round(x*100) / 100 }
@@ -177,20 +296,46 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 	return append(dst, '}')
 }
 
-// appendJSONString appends s as a JSON string literal.
+// appendJSONString appends s as a JSON string literal. Invalid UTF-8 is
+// replaced by U+FFFD, as encoding/json does.
 func appendJSONString(dst []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
-	for i := 0; i < len(s); i++ {
+	start := 0
+	for i := 0; i < len(s); {
 		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			dst = append(dst, '\\', c)
-		case c < 0x20:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		default:
-			dst = append(dst, c)
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
 		}
+		if c < utf8.RuneSelf {
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		i += size
 	}
+	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
