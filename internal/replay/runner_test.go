@@ -398,3 +398,135 @@ func TestSummaryOutput(t *testing.T) {
 		t.Fatalf("JSON summary does not add up:\n%s", js.String())
 	}
 }
+
+// sortAll feeds events to a sorter with the given budget and returns what
+// it yields, checking that the temporary directory is left empty.
+func sortAll(t *testing.T, budget int64, in []operators.Event) (out []operators.Event, spills int) {
+	t.Helper()
+	dir := t.TempDir()
+	s := newSorter(budget, dir)
+	defer func() {
+		if err := s.close(); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		assertEmpty(t, dir)
+	}()
+	for i := range in {
+		e := in[i]
+		if err := s.add(&e); err != nil {
+			t.Fatalf("add: %v", err)
+		}
+		e = operators.Event{} // the sorter keeps a copy
+	}
+	it, err := s.finish()
+	if err != nil {
+		t.Fatalf("finish: %v", err)
+	}
+	var e operators.Event
+	for {
+		ok, err := it.next(&e)
+		if err != nil {
+			t.Fatalf("next: %v", err)
+		}
+		if !ok {
+			break
+		}
+		out = append(out, e) // the strings stay valid after the next call
+	}
+	return out, s.spills()
+}
+
+func TestSorterOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	masks := hasMasks(rng, 3000)
+	in := make([]operators.Event, len(masks))
+	for i, has := range masks {
+		in[i] = randEvent(rng, has)
+		in[i].OccurredAt = rng.Int64N(50) - 25 // many ties
+		in[i].ID = strconv.Itoa(i)
+	}
+	// A large event, longer than a run reader's buffer.
+	in[10].AccountManager = strings.Repeat("x", 100<<10)
+	in[10].Has |= operators.FieldAccountManager
+	inOrder := slices.Clone(in)
+	slices.SortStableFunc(inOrder, func(a, b operators.Event) int {
+		return int(a.OccurredAt - b.OccurredAt)
+	})
+
+	for _, tc := range []struct {
+		name      string
+		in        []operators.Event
+		budget    int64
+		minSpills int
+	}{
+		{"memory", in, 1 << 30, 0},
+		{"sorted memory", inOrder, 1 << 30, 0},
+		{"spilled", in, 64 << 10, 5},
+		{"sorted spilled", inOrder, 64 << 10, 5},
+		{"one event per run", in[:300], 1, 299},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := slices.Clone(tc.in)
+			slices.SortStableFunc(want, func(a, b operators.Event) int {
+				return int(a.OccurredAt - b.OccurredAt)
+			})
+			got, spills := sortAll(t, tc.budget, tc.in)
+			if spills < tc.minSpills {
+				t.Errorf("%d spill files, want at least %d", spills, tc.minSpills)
+			}
+			if tc.minSpills == 0 && spills != 0 {
+				t.Errorf("%d spill files, want none", spills)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("got %d events, want %d", len(got), len(want))
+			}
+			for i := range want {
+				if !sameEvent(&got[i], &want[i]) {
+					t.Fatalf("event %d: id %q at %d, want id %q at %d", i, got[i].ID, got[i].OccurredAt, want[i].ID, want[i].OccurredAt)
+				}
+			}
+		})
+	}
+}
+
+func TestSorterSortedInputSkipsSort(t *testing.T) {
+	s := newSorter(1<<30, t.TempDir())
+	defer s.close()
+	for i, at := range []int64{1, 1, 2, 5, 5, 9} {
+		e := operators.Event{ID: strconv.Itoa(i), OccurredAt: at}
+		if err := s.add(&e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !s.sorted {
+		t.Fatal("input in time order not seen as sorted")
+	}
+	e := operators.Event{ID: "late", OccurredAt: 3}
+	if err := s.add(&e); err != nil {
+		t.Fatal(err)
+	}
+	if s.sorted {
+		t.Fatal("input out of time order seen as sorted")
+	}
+}
+
+func TestSorterBudgetCountsArenaAndIndex(t *testing.T) {
+	const budget = 10 << 10
+	s := newSorter(budget, t.TempDir())
+	defer s.close()
+	e := operators.Event{ID: "E", TypeName: "login", MemberID: "M", OccurredAt: 1}
+	for range 2000 {
+		if err := s.add(&e); err != nil {
+			t.Fatal(err)
+		}
+		if s.used() >= budget {
+			t.Fatalf("chunk holds %d bytes, budget %d", s.used(), budget)
+		}
+		if c := int64(cap(s.arena)) + int64(cap(s.index))*entrySize; c > 3*budget {
+			t.Fatalf("chunk capacity %d bytes, budget %d", c, budget)
+		}
+	}
+	if s.spills() == 0 {
+		t.Fatal("no spill")
+	}
+}

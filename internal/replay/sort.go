@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,22 +16,40 @@ import (
 	"github.com/churnflow/churnflow/operators"
 )
 
-// item is an event with its position in the input, the tie-breaker that
-// keeps equal times in file order.
-type item struct {
-	seq int64
-	ev  operators.Event
+// entry indexes one held event: its time, where its encoding starts in the
+// arena and its position in the chunk (input order), the tie-breaker that
+// keeps equal times in input order. It holds no pointer, so the GC does not
+// scan the index.
+type entry struct {
+	t   int64
+	off uint32
+	seq uint32
 }
 
-// itemOverhead is what one held event costs besides its string bytes.
-const itemOverhead = int64(unsafe.Sizeof(item{}))
+const entrySize = int64(unsafe.Sizeof(entry{}))
 
-// eventBytes estimates the string bytes an event holds (they share one
-// allocation per decoded event).
-func eventBytes(e *operators.Event) int64 {
-	return int64(len(e.ID) + len(e.TypeName) + len(e.MemberID) + len(e.Currency) +
-		len(e.ProductName) + len(e.Channel) + len(e.Origin) + len(e.Destination) +
-		len(e.TripID) + len(e.BookingID) + len(e.Tier) + len(e.Region) + len(e.AccountManager))
+// Bounds of one chunk, so that offsets and positions fit in an entry.
+const (
+	maxArenaBytes   = min(math.MaxUint32, math.MaxInt)
+	maxChunkEntries = min(math.MaxUint32, math.MaxInt)
+	// minArenaBytes is the first arena allocation (capped by the budget).
+	minArenaBytes = 64 << 10
+	// minEventBytes is less than any encoding's size (appendEvent).
+	minEventBytes = 6
+)
+
+func (a entry) cmp(b entry) int {
+	switch {
+	case a.t < b.t:
+		return -1
+	case a.t > b.t:
+		return 1
+	case a.seq < b.seq:
+		return -1
+	case a.seq > b.seq:
+		return 1
+	}
+	return 0
 }
 
 // sorter orders events by (occurred_at, input sequence) with bounded memory:
@@ -39,52 +58,101 @@ func eventBytes(e *operators.Event) int64 {
 // temporary directory. At the end, a single chunk is sorted in memory, and
 // otherwise the runs (and the last chunk) are merged with a heap.
 //
-// A run file holds, per event: uvarint length of the event JSON, varint
-// occurred_at, uvarint sequence, then the JSON (operators.Event.AppendJSON),
-// which decodes back to an equal Event.
+// A chunk is an append-only arena of encoded events (appendEvent) and an
+// index of entries, sorted by (time, position) when the chunk is full
+// unless the events came in time order; the budget counts the arena and
+// index bytes. Neither holds pointers, and both are reused from one chunk
+// to the next.
+//
+// A run file holds, per event in (time, sequence) order: uvarint length of
+// the encoding, varint occurred_at, uvarint input sequence, then the
+// encoding.
 type sorter struct {
 	budget  int64
 	tempDir string // parent of dir
 	dir     string // private directory for runs, created on first spill
-	chunk   []item
-	used    int64
-	seq     int64
-	runs    []string
-	buf     []byte
-	files   []*os.File
+	arena   []byte
+	index   []entry
+	// sorted: the index is in (time, position) order (the events came in
+	// time order so far); last is the time of the last event added.
+	sorted bool
+	last   int64
+	base   int64 // input sequence of the chunk's first event
+	runs   []string
+	files  []*os.File
 }
 
 func newSorter(budget int64, tempDir string) *sorter {
 	return &sorter{budget: budget, tempDir: tempDir}
 }
 
+// used returns the bytes the chunk holds, as counted against the budget.
+func (s *sorter) used() int64 {
+	return int64(len(s.arena)) + int64(len(s.index))*entrySize
+}
+
 // add copies e into the current chunk, spilling the chunk when it is full.
 func (s *sorter) add(e *operators.Event) error {
-	s.chunk = append(s.chunk, item{seq: s.seq, ev: *e})
-	s.seq++
-	s.used += itemOverhead + eventBytes(e)
-	if s.used >= s.budget {
+	size := maxEventSize(e)
+	if len(s.index) > 0 && (len(s.arena)+size > maxArenaBytes || len(s.index) >= maxChunkEntries) {
+		if err := s.spill(); err != nil {
+			return err
+		}
+	}
+	if len(s.arena)+size > cap(s.arena) {
+		s.growArena(size)
+	}
+	if len(s.index) == cap(s.index) {
+		s.growIndex()
+	}
+	if len(s.index) == 0 {
+		s.sorted = true
+	} else if e.OccurredAt < s.last {
+		s.sorted = false
+	}
+	s.last = e.OccurredAt
+	s.index = append(s.index, entry{t: e.OccurredAt, off: uint32(len(s.arena)), seq: uint32(len(s.index))})
+	s.arena = appendEvent(s.arena, e)
+	if s.used() >= s.budget {
 		return s.spill()
 	}
 	return nil
 }
 
-func sortChunk(c []item) {
-	// The chunk is in input order, so a stable sort by time orders it by
-	// (time, sequence).
-	slices.SortStableFunc(c, func(a, b item) int {
-		switch {
-		case a.ev.OccurredAt < b.ev.OccurredAt:
-			return -1
-		case a.ev.OccurredAt > b.ev.OccurredAt:
-			return 1
-		}
-		return 0
-	})
+// growArena makes room for n more bytes: the capacity doubles, but not
+// beyond what the budget lets the chunk hold.
+func (s *sorter) growArena(n int) {
+	need := len(s.arena) + n
+	c := max(2*cap(s.arena), need, minArenaBytes)
+	if limit := s.budget + int64(n); int64(c) > limit {
+		c = int(max(limit, int64(need)))
+	}
+	c = min(c, max(need, maxArenaBytes))
+	a := make([]byte, len(s.arena), c)
+	copy(a, s.arena)
+	s.arena = a
+}
+
+// growIndex makes room for more entries, doubling the capacity up to what
+// the budget lets the chunk hold.
+func (s *sorter) growIndex() {
+	c := max(2*cap(s.index), 1024)
+	if limit := s.budget/(entrySize+minEventBytes) + 1; int64(c) > limit {
+		c = int(max(limit, int64(len(s.index))+1))
+	}
+	s.index = slices.Grow(s.index, c-len(s.index))
+}
+
+// sortChunk puts the index in (time, position) order.
+func (s *sorter) sortChunk() {
+	if !s.sorted {
+		slices.SortFunc(s.index, entry.cmp)
+		s.sorted = true
+	}
 }
 
 func (s *sorter) spill() error {
-	if len(s.chunk) == 0 {
+	if len(s.index) == 0 {
 		return nil
 	}
 	if s.dir == "" {
@@ -94,7 +162,7 @@ func (s *sorter) spill() error {
 		}
 		s.dir = dir
 	}
-	sortChunk(s.chunk)
+	s.sortChunk()
 	name := filepath.Join(s.dir, fmt.Sprintf("run-%06d", len(s.runs)))
 	f, err := os.Create(name)
 	if err != nil {
@@ -102,60 +170,118 @@ func (s *sorter) spill() error {
 	}
 	s.runs = append(s.runs, name)
 	w := bufio.NewWriterSize(f, 256<<10)
-	for i := range s.chunk {
-		it := &s.chunk[i]
-		s.buf = it.ev.AppendJSON(s.buf[:0])
-		var hdr [3 * binary.MaxVarintLen64]byte
-		n := binary.PutUvarint(hdr[:], uint64(len(s.buf)))
-		n += binary.PutVarint(hdr[n:], it.ev.OccurredAt)
-		n += binary.PutUvarint(hdr[n:], uint64(it.seq))
-		if _, err := w.Write(hdr[:n]); err != nil {
+	for _, en := range s.index {
+		body := s.arena[en.off:]
+		n, derr := skipEvent(body)
+		if derr != nil {
+			err = fmt.Errorf("sort chunk: %w", derr)
 			break
 		}
-		if _, err := w.Write(s.buf); err != nil {
+		var hdr [3 * binary.MaxVarintLen64]byte
+		h := binary.PutUvarint(hdr[:], uint64(n))
+		h += binary.PutVarint(hdr[h:], en.t)
+		h += binary.PutUvarint(hdr[h:], uint64(s.base)+uint64(en.seq))
+		if _, err := w.Write(hdr[:h]); err != nil {
+			break
+		}
+		if _, err := w.Write(body[:n]); err != nil {
 			break
 		}
 	}
-	err = w.Flush()
+	if ferr := w.Flush(); err == nil {
+		err = ferr
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return fmt.Errorf("write sort run: %w", err)
 	}
-	clear(s.chunk) // drop the strings
-	s.chunk = s.chunk[:0]
-	s.used = 0
+	s.base += int64(len(s.index))
+	s.arena = s.arena[:0]
+	s.index = s.index[:0]
 	return nil
+}
+
+// skipEvent returns the length of the encoding at the start of b. It reads
+// only what locates the end, so it trusts the arena (written by
+// appendEvent); decodeEvent checks everything.
+func skipEvent(b []byte) (int, error) {
+	d := eventDecoder{b: b}
+	if _, ok := d.uvarint(); !ok {
+		return 0, errBadEvent
+	}
+	d.i++ // type
+	if d.i > len(b) {
+		return 0, errBadEvent
+	}
+	if _, ok := d.varint(); !ok || len(b)-d.i < presentBytes {
+		return 0, errBadEvent
+	}
+	present := uint32(b[d.i]) | uint32(b[d.i+1])<<8 | uint32(b[d.i+2])<<16
+	d.i += presentBytes
+	for slot := range numNumberSlots {
+		if present&(1<<slot) == 0 {
+			continue
+		}
+		switch slot {
+		case slotAmount, slotDistance, slotDiscount:
+			d.i += 8
+		case slotProduct:
+			d.i++
+		default:
+			if _, ok := d.varint(); !ok {
+				return 0, errBadEvent
+			}
+		}
+		if d.i > len(b) {
+			return 0, errBadEvent
+		}
+	}
+	total := 0
+	for i := range numStringSlots {
+		if present&(1<<(numNumberSlots+i)) == 0 {
+			continue
+		}
+		n, ok := d.uvarint()
+		if !ok || n > uint64(len(b)) {
+			return 0, errBadEvent
+		}
+		total += int(n)
+	}
+	if total > len(b)-d.i {
+		return 0, errBadEvent
+	}
+	return d.i + total, nil
 }
 
 // spills returns the number of run files written.
 func (s *sorter) spills() int { return len(s.runs) }
 
-// iterator yields events in (occurred_at, sequence) order. The Event it
-// fills is valid until the next call.
+// iterator yields events in (occurred_at, sequence) order. The strings of
+// the Event it fills are newly allocated: the Event stays valid after the
+// next call.
 type iterator interface {
 	next(e *operators.Event) (bool, error)
 }
 
 // finish returns an iterator over everything added.
 func (s *sorter) finish() (iterator, error) {
-	sortChunk(s.chunk)
+	s.sortChunk()
 	if len(s.runs) == 0 {
-		return &memIter{items: s.chunk}, nil
+		return &memIter{arena: s.arena, index: s.index}, nil
 	}
-	m := &mergeIter{dec: operators.NewDecoder(nil)}
-	m.dec.MaxBytes = 1 << 30 // already validated; canonical JSON may be longer
-	if len(s.chunk) > 0 {
-		m.srcs = append(m.srcs, &memSource{items: s.chunk})
-	}
+	m := &mergeIter{}
 	for _, name := range s.runs {
 		f, err := os.Open(name)
 		if err != nil {
 			return nil, fmt.Errorf("open sort run: %w", err)
 		}
 		s.files = append(s.files, f)
-		m.srcs = append(m.srcs, &fileSource{r: bufio.NewReaderSize(f, 64<<10), dec: m.dec, name: name})
+		m.srcs = append(m.srcs, &source{r: bufio.NewReaderSize(f, 64<<10), name: name})
+	}
+	if len(s.index) > 0 {
+		m.srcs = append(m.srcs, &source{arena: s.arena, index: s.index, base: s.base})
 	}
 	return m, m.init()
 }
@@ -175,94 +301,121 @@ func (s *sorter) close() error {
 		}
 		s.dir = ""
 	}
-	s.chunk = nil
+	s.arena, s.index = nil, nil
 	return errors.Join(errs...)
 }
 
+// memIter yields a sorted chunk.
 type memIter struct {
-	items []item
+	arena []byte
+	index []entry
 	i     int
 }
 
 func (m *memIter) next(e *operators.Event) (bool, error) {
-	if m.i >= len(m.items) {
+	if m.i >= len(m.index) {
 		return false, nil
 	}
-	*e = m.items[m.i].ev
-	m.items[m.i] = item{} // let the strings go once applied
-	m.i++
-	return true, nil
-}
-
-// source is one sorted run being merged.
-type source interface {
-	// advance moves to the next item; false at the end.
-	advance() (bool, error)
-	cur() *item
-}
-
-type memSource struct {
-	items []item
-	i     int
-}
-
-func (m *memSource) advance() (bool, error) {
-	if m.i > 0 {
-		m.items[m.i-1] = item{}
-	}
-	if m.i >= len(m.items) {
-		return false, nil
+	if _, err := decodeEvent(m.arena[m.index[m.i].off:], e); err != nil {
+		return false, fmt.Errorf("decode held event: %w", err)
 	}
 	m.i++
 	return true, nil
 }
 
-func (m *memSource) cur() *item { return &m.items[m.i-1] }
+// source is one sorted run being merged: a run file (r != nil) or the last
+// chunk, held in memory.
+type source struct {
+	// Head: the current event's time and input sequence.
+	t, seq int64
 
-type fileSource struct {
-	r    *bufio.Reader
-	dec  *operators.Decoder
-	name string
-	it   item
-	buf  []byte
+	// Run file.
+	r       *bufio.Reader
+	name    string
+	pending int // encoding bytes of the current event not yet read
+	buf     []byte
+
+	// Chunk.
+	arena []byte
+	index []entry
+	base  int64
+	i     int // index of the current entry + 1
 }
 
-func (f *fileSource) advance() (bool, error) {
-	n, err := binary.ReadUvarint(f.r)
+// advance moves to the next event; false at the end.
+func (s *source) advance() (bool, error) {
+	if s.r == nil {
+		if s.i >= len(s.index) {
+			return false, nil
+		}
+		en := s.index[s.i]
+		s.i++
+		s.t, s.seq = en.t, s.base+int64(en.seq)
+		return true, nil
+	}
+	if s.pending > 0 {
+		if _, err := s.r.Discard(s.pending); err != nil {
+			return false, s.readErr(noEOF(err))
+		}
+		s.pending = 0
+	}
+	n, err := binary.ReadUvarint(s.r)
 	if errors.Is(err, io.EOF) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("read sort run %s: %w", filepath.Base(f.name), err)
+		return false, s.readErr(err)
 	}
-	t, err := binary.ReadVarint(f.r)
+	t, err := binary.ReadVarint(s.r)
 	if err != nil {
-		return false, fmt.Errorf("read sort run %s: %w", filepath.Base(f.name), noEOF(err))
+		return false, s.readErr(noEOF(err))
 	}
-	seq, err := binary.ReadUvarint(f.r)
+	seq, err := binary.ReadUvarint(s.r)
 	if err != nil {
-		return false, fmt.Errorf("read sort run %s: %w", filepath.Base(f.name), noEOF(err))
+		return false, s.readErr(noEOF(err))
 	}
-	if n > 1<<30 {
-		return false, fmt.Errorf("read sort run %s: corrupt length %d", filepath.Base(f.name), n)
+	if n > maxArenaBytes || seq > math.MaxInt64 {
+		return false, fmt.Errorf("read sort run %s: corrupt header", filepath.Base(s.name))
 	}
-	f.buf = slices.Grow(f.buf[:0], int(n))[:n]
-	if _, err := io.ReadFull(f.r, f.buf); err != nil {
-		return false, fmt.Errorf("read sort run %s: %w", filepath.Base(f.name), noEOF(err))
-	}
-	if err := f.dec.Decode(f.buf, &f.it.ev); err != nil {
-		// The event decoded once; failing now means Event.AppendJSON does
-		// not round-trip.
-		return false, fmt.Errorf("decode spilled event %q: %w", f.buf, err)
-	}
-	if f.it.ev.OccurredAt != t {
-		return false, fmt.Errorf("decode spilled event %q: occurred_at %d, want %d", f.buf, f.it.ev.OccurredAt, t)
-	}
-	f.it.seq = int64(seq)
+	s.t, s.seq, s.pending = t, int64(seq), int(n)
 	return true, nil
 }
 
-func (f *fileSource) cur() *item { return &f.it }
+// decode decodes the current event into e.
+func (s *source) decode(e *operators.Event) error {
+	if s.r == nil {
+		if _, err := decodeEvent(s.arena[s.index[s.i-1].off:], e); err != nil {
+			return fmt.Errorf("decode held event: %w", err)
+		}
+		return nil
+	}
+	n := s.pending
+	var b []byte
+	var err error
+	if n <= s.r.Size() {
+		b, err = s.r.Peek(n)
+	} else {
+		s.buf = slices.Grow(s.buf[:0], n)[:n]
+		b = s.buf
+		_, err = io.ReadFull(s.r, b)
+		s.pending = 0
+	}
+	if err != nil {
+		return s.readErr(noEOF(err))
+	}
+	got, err := decodeEvent(b, e)
+	if err == nil && (got != n || e.OccurredAt != s.t) {
+		err = errBadEvent
+	}
+	if err != nil {
+		return fmt.Errorf("decode spilled event in %s: %w", filepath.Base(s.name), err)
+	}
+	return nil
+}
+
+func (s *source) readErr(err error) error {
+	return fmt.Errorf("read sort run %s: %w", filepath.Base(s.name), err)
+}
 
 func noEOF(err error) error {
 	if errors.Is(err, io.EOF) {
@@ -273,10 +426,9 @@ func noEOF(err error) error {
 
 // mergeIter is a k-way merge of sorted sources on (occurred_at, sequence).
 type mergeIter struct {
-	srcs []source
+	srcs []*source
 	h    srcHeap
-	dec  *operators.Decoder
-	// started: the top source's item was handed out and must advance
+	// started: the top source's event was handed out and must advance
 	// before the next one is.
 	started bool
 }
@@ -311,22 +463,24 @@ func (m *mergeIter) next(e *operators.Event) (bool, error) {
 	if len(m.h) == 0 {
 		return false, nil
 	}
-	*e = m.h[0].cur().ev
+	if err := m.h[0].decode(e); err != nil {
+		return false, err
+	}
 	return true, nil
 }
 
-type srcHeap []source
+type srcHeap []*source
 
 func (h srcHeap) Len() int { return len(h) }
 func (h srcHeap) Less(i, j int) bool {
-	a, b := h[i].cur(), h[j].cur()
-	if a.ev.OccurredAt != b.ev.OccurredAt {
-		return a.ev.OccurredAt < b.ev.OccurredAt
+	a, b := h[i], h[j]
+	if a.t != b.t {
+		return a.t < b.t
 	}
 	return a.seq < b.seq
 }
 func (h srcHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *srcHeap) Push(x any)   { *h = append(*h, x.(source)) }
+func (h *srcHeap) Push(x any)   { *h = append(*h, x.(*source)) }
 func (h *srcHeap) Pop() any {
 	old := *h
 	n := len(old)
