@@ -353,7 +353,7 @@ func (d *Decoder) Decode(data []byte, e *Event) error {
 
 func indexQuoteOrEscape(b []byte) int {
 	for i, c := range b {
-		if c == '"' || c == '\\' || c < 0x20 {
+		if !plain[c] {
 			return i
 		}
 	}

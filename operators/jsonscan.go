@@ -17,6 +17,15 @@ type scanner struct {
 
 const maxNesting = 64
 
+// plain marks the bytes a JSON string may hold as they are: not the quote,
+// not the backslash, no control character.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 func (s *scanner) ws() {
 	for s.i < len(s.b) {
 		switch s.b[s.i] {
@@ -59,11 +68,7 @@ func (s *scanner) str(dst []byte) ([]byte, bool) {
 	}
 	for {
 		start := s.i
-		for s.i < len(s.b) {
-			c := s.b[s.i]
-			if c == '"' || c == '\\' || c < 0x20 {
-				break
-			}
+		for s.i < len(s.b) && plain[s.b[s.i]] {
 			s.i++
 		}
 		dst = append(dst, s.b[start:s.i]...)
