@@ -434,9 +434,12 @@ func (c *Config) Validate() error {
 }
 
 // TierNames lists the tier names from lowest to highest.
-func (c *Config) TierNames() []string {
-	names := make([]string, len(c.Tiers))
-	for i, t := range c.Tiers {
+func (c *Config) TierNames() []string { return TierNames(c.Tiers) }
+
+// TierNames lists the names of a tier ladder, in order.
+func TierNames(tiers []TierConfig) []string {
+	names := make([]string, len(tiers))
+	for i, t := range tiers {
 		names[i] = t.Name
 	}
 	return names

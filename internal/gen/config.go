@@ -128,13 +128,7 @@ func (c *Config) Validate() error {
 }
 
 // TierNames lists the tier names, lowest first.
-func (c *Config) TierNames() []string {
-	names := make([]string, len(c.Tiers))
-	for i, t := range c.Tiers {
-		names[i] = t.Name
-	}
-	return names
-}
+func (c *Config) TierNames() []string { return operators.TierNames(c.Tiers) }
 
 // End returns the first instant after the span.
 func (c *Config) End() time.Time { return c.Start.Add(time.Duration(c.Days) * 24 * time.Hour) }
