@@ -1,0 +1,490 @@
+package state
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/churnflow/churnflow/operators"
+)
+
+// Batch collects one batch of a partition's changes: member states, timer
+// changes, dedup markers, outbox records and input offsets, and commits them
+// together. It is used by one goroutine (the partition's worker) and once:
+// after Commit or Discard it must not be used again.
+//
+// The Batch copies what it is given (states are encoded, records encoded
+// and event ids kept as strings) so the caller may reuse its values.
+//
+// # Commit protocol
+//
+// Commit writes the batch in one Badger transaction when it fits Badger's
+// limit (15 % of the memtable size). When it does not, it splits the batch
+// by member group: everything of one member (its state put or delete, its
+// timer delete and insert, its dedup markers, its outbox records) always
+// goes in the same transaction, and the input offsets go in the last one,
+// with the records tied to no member (dead letters) as far as they fit.
+//
+// Why a split is safe: after a crash between two transactions, the offsets
+// have not advanced, so the worker reads the same input again. The events
+// whose member groups were committed are recognised by their dedup markers
+// (committed in the same transaction as the state they changed) and
+// skipped, so no state is applied twice; the other members' events are
+// applied as if for the first time. Timer firings repeat harmlessly: the
+// fired timer was deleted in the same transaction as the state it changed,
+// and Engine.Advance does nothing for a member whose clock is past the due
+// time. So state is never applied twice and offsets never run ahead of the
+// state they describe. Outbox records are at least once anyway: a dead
+// letter that spilled into an earlier transaction may be written again
+// after such a crash.
+//
+// This holds only if the caller marks every event it applies with MarkSeen
+// under the member it changed.
+type Batch struct {
+	ps    *PartitionStore
+	done  bool
+	arena []byte // encoded states and records, keys at commit
+
+	groups  []group
+	byID    map[operators.MemberID]int32
+	marks   []mark
+	recs    []pendingRec
+	seen    map[string]struct{}
+	offsets map[string]int64
+	maxSeq  uint64
+}
+
+// group is one member's changes.
+type group struct {
+	id       operators.MemberID
+	op       uint8 // opNone, opPut, opDelete
+	off, n   int   // encoded state in arena (opPut)
+	origDue  int64 // the committed timer, from the first Put/Delete
+	newDue   int64
+	hasPrior bool // origDue was set
+}
+
+const (
+	opNone = iota
+	opPut
+	opDelete
+)
+
+type mark struct {
+	g  int32
+	id string
+}
+
+type pendingRec struct {
+	g      int32
+	seq    uint64
+	off, n int
+}
+
+// NewBatch starts a batch of the partition's changes. It does no I/O.
+func (ps *PartitionStore) NewBatch() *Batch {
+	return &Batch{ps: ps, byID: make(map[operators.MemberID]int32)}
+}
+
+func (b *Batch) group(id operators.MemberID) int32 {
+	if i, ok := b.byID[id]; ok {
+		return i
+	}
+	i := int32(len(b.groups))
+	b.groups = append(b.groups, group{id: id})
+	b.byID[id] = i
+	return i
+}
+
+// Seen reports whether eventID was marked in this batch or is committed
+// within the dedup horizon. An error is a Badger read error or ErrClosed.
+func (b *Batch) Seen(eventID string) (bool, error) {
+	if b.done {
+		return false, ErrBatchDone
+	}
+	if _, ok := b.seen[eventID]; ok {
+		return true, nil
+	}
+	s := b.ps.s
+	if !s.enter() {
+		return false, ErrClosed
+	}
+	defer s.leave()
+	var kb [64]byte
+	key := dedupKey(kb[:0], b.ps.p, eventID)
+	err := s.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(key)
+		return err
+	})
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return false, nil
+	}
+	return false, classify(fmt.Errorf("read dedup marker of partition %d: %w", b.ps.p, err))
+}
+
+// MarkSeen records eventID as applied to member, in the member's group: the
+// marker commits with the member's state (see the commit protocol) and
+// expires after Options.DedupTTL.
+func (b *Batch) MarkSeen(member operators.MemberID, eventID string) {
+	if b.done {
+		return
+	}
+	b.marks = append(b.marks, mark{g: b.group(member), id: eventID})
+	if b.seen == nil {
+		b.seen = make(map[string]struct{})
+	}
+	b.seen[eventID] = struct{}{}
+}
+
+// Put sets the member's state. prevDue is the Due the member had when read
+// (0 if none or new): that timer entry is deleted, and one inserted for
+// s.Due if it is not zero. Putting a member twice in a batch keeps the
+// last state and the first prevDue.
+func (b *Batch) Put(id operators.MemberID, s *operators.MemberState, prevDue int64) {
+	if b.done {
+		return
+	}
+	g := &b.groups[b.group(id)]
+	if !g.hasPrior {
+		g.origDue, g.hasPrior = prevDue, true
+	}
+	g.op = opPut
+	g.off = len(b.arena)
+	b.arena = s.AppendEncode(b.arena)
+	g.n = len(b.arena) - g.off
+	g.newDue = s.Due
+}
+
+// Delete deletes the member's state and its timer at prevDue (the Due the
+// member had when read, 0 if none).
+func (b *Batch) Delete(id operators.MemberID, prevDue int64) {
+	if b.done {
+		return
+	}
+	g := &b.groups[b.group(id)]
+	if !g.hasPrior {
+		g.origDue, g.hasPrior = prevDue, true
+	}
+	g.op = opDelete
+	g.newDue = 0
+}
+
+// Append adds an outbox record and returns its sequence number: the next
+// of the partition, increasing across batches and restarts (with gaps
+// where a batch was discarded). member ties the record to the member's
+// group; "" for records tied to no member (dead letters).
+func (b *Batch) Append(member operators.MemberID, rec OutboxRecord) uint64 {
+	if b.done {
+		return 0
+	}
+	seq := b.ps.st.nextSeq.Add(1) - 1
+	off := len(b.arena)
+	b.arena = appendRecord(b.arena, &rec)
+	b.recs = append(b.recs, pendingRec{g: b.group(member), seq: seq, off: off, n: len(b.arena) - off})
+	b.maxSeq = max(b.maxSeq, seq)
+	return seq
+}
+
+// SetOffset sets the next input offset to read from topic (the last
+// record's offset + 1). It commits in the batch's last transaction.
+func (b *Batch) SetOffset(topic string, next int64) {
+	if b.done {
+		return
+	}
+	if b.offsets == nil {
+		b.offsets = make(map[string]int64, 2)
+	}
+	b.offsets[topic] = next
+}
+
+// Discard drops the batch. Its outbox sequence numbers are not reused.
+func (b *Batch) Discard() {
+	b.done = true
+	b.arena, b.groups, b.byID, b.marks, b.recs, b.seen, b.offsets = nil, nil, nil, nil, nil, nil, nil
+}
+
+// kvOp is one write of a commit.
+type kvOp struct {
+	key, val []byte
+	expires  uint64
+	del      bool
+}
+
+// unit is a run of ops that must commit together: one member group, one
+// member-less record or marker, or the offsets.
+type unit struct {
+	lo, hi int
+	g      int32 // the member group, -1 for none
+	rec    bool  // holds an outbox record
+	bytes  int64
+	count  int64
+}
+
+type txnPart struct {
+	lo, hi int // units
+	rec    bool
+}
+
+// entrySize estimates what an entry costs against Badger's transaction
+// limit, as Badger does (Entry.estimateSizeAndSetThreshold plus the 10
+// bytes of version Txn.checkSize adds).
+func entrySize(key, val []byte) int64 {
+	v := int64(len(val))
+	if v >= valueThreshold {
+		v = 12
+	}
+	return int64(len(key)) + v + 2 + 10
+}
+
+// valueThreshold is Options.badgerOptions' ValueThreshold.
+const valueThreshold = 64 * kib
+
+// Commit writes the batch: in one Badger transaction if it fits, else
+// split by member group with the offsets last (see the commit protocol in
+// the Batch comment). On success the member cache holds the new states.
+//
+// ctx is checked once before writing: a commit once started finishes, as
+// stopping between transactions would gain nothing. An error means the
+// batch may be partly committed, by whole member groups, with the offsets
+// not advanced: the worker must reload the partition (Offsets, then read
+// the input again), as after a crash. Errors wrap ErrDiskFull when the
+// disk is full, ErrBatchTooBig when a single member group exceeds the
+// transaction limit, ErrClosed and ErrBatchDone.
+func (b *Batch) Commit(ctx context.Context) error {
+	if b.done {
+		return ErrBatchDone
+	}
+	defer b.Discard()
+	s, p := b.ps.s, b.ps.p
+	if !s.enter() {
+		return ErrClosed
+	}
+	defer s.leave()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("commit partition %d: %w", p, err)
+	}
+	if err := s.checkDisk(); err != nil {
+		return err
+	}
+	ops, units := b.plan()
+	if len(units) == 0 {
+		return nil
+	}
+	parts, err := b.pack(units)
+	if err != nil {
+		return fmt.Errorf("commit partition %d: %w", p, err)
+	}
+	var seqVal [8]byte
+	binary.BigEndian.PutUint64(seqVal[:], b.maxSeq+1)
+	sk := seqKey(nil, p)
+	for i, pt := range parts {
+		txn := s.db.NewTransaction(true)
+		err := func() error {
+			for _, u := range units[pt.lo:pt.hi] {
+				for _, o := range ops[u.lo:u.hi] {
+					var err error
+					if o.del {
+						err = txn.Delete(o.key)
+					} else {
+						err = txn.SetEntry(&badger.Entry{Key: o.key, Value: o.val, ExpiresAt: o.expires})
+					}
+					if err != nil {
+						return err
+					}
+				}
+			}
+			if pt.rec {
+				if err := txn.SetEntry(&badger.Entry{Key: sk, Value: seqVal[:]}); err != nil {
+					return err
+				}
+			}
+			return txn.Commit()
+		}()
+		if err != nil {
+			txn.Discard()
+			return classify(fmt.Errorf("commit partition %d (transaction %d of %d): %w", p, i+1, len(parts), err))
+		}
+		for _, u := range units[pt.lo:pt.hi] {
+			if u.g < 0 {
+				continue
+			}
+			switch g := &b.groups[u.g]; g.op {
+			case opPut:
+				s.cache.put(p, g.id, b.arena[g.off:g.off+g.n])
+			case opDelete:
+				s.cache.remove(p, g.id)
+			}
+		}
+		if i < len(parts)-1 && s.afterPart != nil {
+			if err := s.afterPart(i); err != nil {
+				return fmt.Errorf("commit partition %d (after transaction %d of %d): %w", p, i+1, len(parts), err)
+			}
+		}
+	}
+	return nil
+}
+
+// plan turns the batch into writes grouped in units: the member groups in
+// the order they were first touched, then the member-less records and
+// markers one by one, then the offsets.
+func (b *Batch) plan() ([]kvOp, []unit) {
+	s, p := b.ps.s, b.ps.p
+	slices.SortStableFunc(b.marks, func(x, y mark) int { return cmp.Compare(x.g, y.g) })
+	slices.SortStableFunc(b.recs, func(x, y pendingRec) int { return cmp.Compare(x.g, y.g) })
+	expires := uint64(s.now().Add(s.opts.DedupTTL).Unix())
+	ops := make([]kvOp, 0, 2*len(b.groups)+len(b.marks)+len(b.recs)+len(b.offsets))
+	units := make([]unit, 0, len(b.groups)+len(b.offsets)+1)
+	keys := make([]byte, 0, 64*cap(ops))
+	add := func(u *unit, o kvOp) {
+		ops = append(ops, o)
+		u.bytes += entrySize(o.key, o.val)
+		u.count++
+	}
+	mi, ri := 0, 0
+	tail := int32(-1)
+	for gi := range b.groups {
+		g := &b.groups[gi]
+		if g.id == "" {
+			tail = int32(gi)
+			// The member-less group's states and timers (none expected)
+			// would go with the offsets; skip its marks and records here.
+			for mi < len(b.marks) && b.marks[mi].g == int32(gi) {
+				mi++
+			}
+			for ri < len(b.recs) && b.recs[ri].g == int32(gi) {
+				ri++
+			}
+			continue
+		}
+		u := unit{lo: len(ops), g: int32(gi)}
+		b.groupOps(g, &u, &keys, add)
+		for ; mi < len(b.marks) && b.marks[mi].g == int32(gi); mi++ {
+			start := len(keys)
+			keys = dedupKey(keys, p, b.marks[mi].id)
+			add(&u, kvOp{key: keys[start:len(keys):len(keys)], expires: expires})
+		}
+		for ; ri < len(b.recs) && b.recs[ri].g == int32(gi); ri++ {
+			r := &b.recs[ri]
+			start := len(keys)
+			keys = outboxKey(keys, p, r.seq)
+			add(&u, kvOp{key: keys[start:len(keys):len(keys)], val: b.arena[r.off : r.off+r.n]})
+			u.rec = true
+		}
+		u.hi = len(ops)
+		if u.hi > u.lo {
+			units = append(units, u)
+		}
+	}
+	if tail >= 0 {
+		for _, r := range b.recs {
+			if r.g != tail {
+				continue
+			}
+			u := unit{lo: len(ops), g: -1, rec: true}
+			start := len(keys)
+			keys = outboxKey(keys, p, r.seq)
+			add(&u, kvOp{key: keys[start:len(keys):len(keys)], val: b.arena[r.off : r.off+r.n]})
+			u.hi = len(ops)
+			units = append(units, u)
+		}
+		for _, m := range b.marks {
+			if m.g != tail {
+				continue
+			}
+			u := unit{lo: len(ops), g: -1}
+			start := len(keys)
+			keys = dedupKey(keys, p, m.id)
+			add(&u, kvOp{key: keys[start:len(keys):len(keys)], expires: expires})
+			u.hi = len(ops)
+			units = append(units, u)
+		}
+	}
+	// The last unit: offsets, and the member-less group's state if any.
+	u := unit{lo: len(ops), g: tail}
+	if tail >= 0 {
+		b.groupOps(&b.groups[tail], &u, &keys, add)
+	}
+	topics := make([]string, 0, len(b.offsets))
+	for t := range b.offsets {
+		topics = append(topics, t)
+	}
+	slices.Sort(topics)
+	for _, t := range topics {
+		start := len(keys)
+		keys = offsetKey(keys, p, t)
+		k := keys[start:len(keys):len(keys)]
+		start = len(keys)
+		keys = binary.BigEndian.AppendUint64(keys, uint64(b.offsets[t]))
+		add(&u, kvOp{key: k, val: keys[start:len(keys):len(keys)]})
+	}
+	u.hi = len(ops)
+	if u.hi > u.lo {
+		units = append(units, u)
+	}
+	return ops, units
+}
+
+// groupOps appends the state and timer writes of a member group.
+func (b *Batch) groupOps(g *group, u *unit, keys *[]byte, add func(*unit, kvOp)) {
+	p := b.ps.p
+	put := func(k func([]byte) []byte) []byte {
+		start := len(*keys)
+		*keys = k(*keys)
+		return (*keys)[start:len(*keys):len(*keys)]
+	}
+	switch g.op {
+	case opPut:
+		mk := put(func(d []byte) []byte { return memberKey(d, p, g.id) })
+		add(u, kvOp{key: mk, val: b.arena[g.off : g.off+g.n]})
+	case opDelete:
+		mk := put(func(d []byte) []byte { return memberKey(d, p, g.id) })
+		add(u, kvOp{key: mk, del: true})
+	default:
+		return
+	}
+	if g.origDue != 0 && g.origDue != g.newDue {
+		tk := put(func(d []byte) []byte { return timerKey(d, p, g.origDue, g.id) })
+		add(u, kvOp{key: tk, del: true})
+	}
+	if g.newDue != 0 {
+		tk := put(func(d []byte) []byte { return timerKey(d, p, g.newDue, g.id) })
+		add(u, kvOp{key: tk, val: nil})
+	}
+}
+
+// pack groups the units greedily into transactions under the limits,
+// keeping their order (so the offsets' unit is in the last). Each
+// transaction with an outbox record also writes the partition's outbox
+// sequence, reserved here.
+func (b *Batch) pack(units []unit) ([]txnPart, error) {
+	s := b.ps.s
+	seqCost := entrySize(seqKey(nil, b.ps.p), make([]byte, 8))
+	maxB, maxN := s.maxBytes()-seqCost, s.maxCount()-1
+	var parts []txnPart
+	cur := txnPart{}
+	var nb, nn int64
+	for i, u := range units {
+		if u.bytes > maxB || u.count > maxN {
+			return nil, fmt.Errorf("%w: %d bytes in %d writes, limit %d bytes, %d writes", ErrBatchTooBig, u.bytes, u.count, maxB, maxN)
+		}
+		if i > cur.lo && (nb+u.bytes > maxB || nn+u.count > maxN) {
+			cur.hi = i
+			parts = append(parts, cur)
+			cur, nb, nn = txnPart{lo: i}, 0, 0
+		}
+		nb += u.bytes
+		nn += u.count
+		cur.rec = cur.rec || u.rec
+	}
+	cur.hi = len(units)
+	parts = append(parts, cur)
+	return parts, nil
+}

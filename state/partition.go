@@ -1,0 +1,254 @@
+package state
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/churnflow/churnflow/operators"
+)
+
+// PartitionStore is the handle of one partition's state, from
+// Store.Partition. Its reads see committed data only and may run from any
+// goroutine; writes (NewBatch's Commit, Ack) come from the partition's one
+// worker. Every method returns ErrClosed once the store is closed.
+type PartitionStore struct {
+	s  *Store
+	p  Partition
+	st *partState
+}
+
+// Partition returns the partition this handle stands for.
+func (ps *PartitionStore) Partition() Partition { return ps.p }
+
+// Get decodes the member's committed state into dst (reusing dst's slices)
+// and reports whether the member has one. It reads the in-memory cache, and
+// Badger for a member not held (then caches it), so a member read often
+// costs a decode, with no allocation beyond the decode's. On false, dst is
+// left untouched. An error is a Badger read error or a corrupt encoding
+// (operators.ErrStateCorrupt, operators.ErrStateVersion).
+func (ps *PartitionStore) Get(id operators.MemberID, dst *operators.MemberState) (bool, error) {
+	if !ps.s.enter() {
+		return false, ErrClosed
+	}
+	defer ps.s.leave()
+	hit, epoch, err := ps.s.cache.get(ps.p, id, dst)
+	if hit || err != nil {
+		return hit, err
+	}
+	var kb [64]byte
+	key := memberKey(kb[:0], ps.p, id)
+	found := false
+	err = ps.s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(key)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		found = true
+		return item.Value(func(v []byte) error {
+			if err := operators.DecodeState(v, dst); err != nil {
+				return err
+			}
+			ps.s.cache.getFill(ps.p, id, v, epoch)
+			return nil
+		})
+	})
+	if err != nil {
+		return false, classify(fmt.Errorf("get member of partition %d: %w", ps.p, err))
+	}
+	return found, nil
+}
+
+// Offsets returns the next input offset to read per topic, as committed
+// with the state. A topic never committed is absent.
+func (ps *PartitionStore) Offsets() (map[string]int64, error) {
+	if !ps.s.enter() {
+		return nil, ErrClosed
+	}
+	defer ps.s.leave()
+	out := map[string]int64{}
+	prefix := appendPrefix(nil, kindOffset, ps.p)
+	err := ps.s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 16})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			topic := string(it.Item().Key()[len(prefix):])
+			err := it.Item().Value(func(v []byte) error {
+				if len(v) != 8 {
+					return fmt.Errorf("offset of topic %q: %d bytes", topic, len(v))
+				}
+				out[topic] = int64(binary.BigEndian.Uint64(v))
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, classify(fmt.Errorf("read offsets of partition %d: %w", ps.p, err))
+	}
+	return out, nil
+}
+
+// Due calls fn for each timer of the partition due strictly before
+// `before`, in ascending (due, member) order, at most limit of them (limit
+// <= 0: no limit). It is a range scan from the earliest timer: its cost
+// grows with the timers visited, not with the members held (plus, until
+// compaction, the deletion markers of timers rescheduled in that range).
+// It stops at and returns fn's error, or ctx's when ctx ends. fn sees the
+// timers committed when Due started; it may call Get and read other
+// partitions, and should not commit this partition's batches (collect the
+// members, then apply and commit).
+func (ps *PartitionStore) Due(ctx context.Context, before int64, limit int, fn func(id operators.MemberID, due int64) error) error {
+	if !ps.s.enter() {
+		return ErrClosed
+	}
+	defer ps.s.leave()
+	prefix := appendPrefix(nil, kindTimer, ps.p)
+	end := timerBound(nil, ps.p, before)
+	n := 0
+	err := ps.s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			key := it.Item().Key()
+			if string(key) >= string(end) {
+				return nil
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			due, member, ok := parseTimer(key[len(prefix):])
+			if !ok {
+				continue
+			}
+			if err := fn(operators.MemberID(member), due); err != nil {
+				return err
+			}
+			if n++; limit > 0 && n >= limit {
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return classify(fmt.Errorf("scan timers of partition %d: %w", ps.p, err))
+	}
+	return nil
+}
+
+// Outbox calls fn for each committed, unacknowledged outbox record in
+// ascending seq order. The record's slices are fresh for each call: fn may
+// keep them. It stops at and returns fn's error, or ctx's when ctx ends.
+func (ps *PartitionStore) Outbox(ctx context.Context, fn func(seq uint64, rec OutboxRecord) error) error {
+	if !ps.s.enter() {
+		return ErrClosed
+	}
+	defer ps.s.leave()
+	prefix := appendPrefix(nil, kindOutbox, ps.p)
+	err := ps.s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			key := it.Item().Key()
+			if len(key) != len(prefix)+8 {
+				continue
+			}
+			seq := binary.BigEndian.Uint64(key[len(prefix):])
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			rec, err := decodeRecord(v)
+			if err != nil {
+				return fmt.Errorf("outbox record %d: %w", seq, err)
+			}
+			if err := fn(seq, rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return classify(fmt.Errorf("read outbox of partition %d: %w", ps.p, err))
+	}
+	return nil
+}
+
+// Ack deletes acknowledged outbox records. Acknowledging a seq twice, or
+// one never written, is harmless. Large acknowledgements are split over
+// several transactions (a crash between them leaves some acknowledged
+// records, which are sent again: at least once).
+func (ps *PartitionStore) Ack(seqs ...uint64) error {
+	if !ps.s.enter() {
+		return ErrClosed
+	}
+	defer ps.s.leave()
+	if len(seqs) == 0 {
+		return nil
+	}
+	if err := ps.s.checkDisk(); err != nil {
+		return err
+	}
+	keys := make([][]byte, len(seqs))
+	buf := make([]byte, 0, len(seqs)*(len(appendPrefix(nil, kindOutbox, ps.p))+8))
+	for i, seq := range seqs {
+		start := len(buf)
+		buf = outboxKey(buf, ps.p, seq)
+		keys[i] = buf[start:len(buf):len(buf)]
+	}
+	if err := ps.s.deleteKeys(keys); err != nil {
+		return classify(fmt.Errorf("ack outbox of partition %d: %w", ps.p, err))
+	}
+	return nil
+}
+
+// Range calls fn for every member state of the partition, in member-id
+// byte order, read from Badger (for restore and inspection). s is reused
+// between calls: fn must copy what it keeps. It stops at and returns fn's
+// error, or ctx's when ctx ends.
+func (ps *PartitionStore) Range(ctx context.Context, fn func(id operators.MemberID, s *operators.MemberState) error) error {
+	if !ps.s.enter() {
+		return ErrClosed
+	}
+	defer ps.s.leave()
+	prefix := appendPrefix(nil, kindMember, ps.p)
+	var st operators.MemberState
+	err := ps.s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 100})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			id := operators.MemberID(it.Item().Key()[len(prefix):])
+			err := it.Item().Value(func(v []byte) error {
+				if err := operators.DecodeState(v, &st); err != nil {
+					return fmt.Errorf("member state: %w", err)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if err := fn(id, &st); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return classify(fmt.Errorf("range members of partition %d: %w", ps.p, err))
+	}
+	return nil
+}

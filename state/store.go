@@ -1,0 +1,513 @@
+package state
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/rs/zerolog"
+)
+
+// Store is the durable state of any number of partitions in one Badger
+// database, with an in-memory cache of member states in front of it.
+//
+// Concurrency: a Store is safe for concurrent use. Writes to one partition
+// (Batch.Commit, Ack, DropPartition) must come from one goroutine at a time,
+// the partition's worker; different partitions are written concurrently.
+// Reads (Get, Offsets, Due, Outbox, Range, Stats) may run at any time from
+// any goroutine and see committed data only.
+//
+// Close waits for the calls in progress; calls made after (or during) Close
+// return ErrClosed.
+type Store struct {
+	opts  Options
+	db    *badger.DB
+	log   zerolog.Logger
+	split memorySplit
+	cache *memberCache
+
+	mu    sync.Mutex // guards parts
+	parts map[Partition]*partState
+
+	life     sync.Mutex // guards closed, inflight
+	idle     *sync.Cond
+	closed   bool
+	inflight int
+
+	closeOnce sync.Once
+	closeErr  error
+	gcStop    chan struct{}
+	gcDone    chan struct{}
+
+	// disk-space guard, see checkDisk.
+	reserve   int64
+	lastCheck atomic.Int64 // unix nanos of the last statfs
+	diskFull  atomic.Bool
+
+	// Test knobs.
+	now       func() time.Time       // clock for dedup expiry
+	txnBytes  int64                  // transaction size limit (estimated as Badger does)
+	txnCount  int64                  // transaction entry limit
+	afterPart func(part int) error   // called after each committed part but the last
+	statfs    func(dir string) int64 // free bytes, -1 if unknown
+}
+
+// partState is what the store keeps per partition in memory.
+type partState struct {
+	nextSeq atomic.Uint64 // next outbox sequence number to hand out
+	handle  PartitionStore
+}
+
+// Open opens (creating if needed) the store in opts.Dir. It validates opts,
+// then opens Badger with the options derived from opts.MemoryBudget and
+// starts value-log GC. Errors wrap ErrLocked, ErrNotWritable or ErrDiskFull
+// (see each) with the cause and the directory; Open never panics on a bad
+// directory (a panic inside Badger's Open is returned as an error).
+func Open(opts Options) (*Store, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, classify(fmt.Errorf("create state directory %s: %w", opts.Dir, err))
+	}
+	if err := probeWritable(opts.Dir); err != nil {
+		return nil, classify(fmt.Errorf("write state directory %s: %w", opts.Dir, err))
+	}
+	bo, split := opts.badgerOptions()
+	s := &Store{
+		opts:    opts,
+		log:     opts.Logger,
+		split:   split,
+		cache:   newMemberCache(split.MemberCache),
+		parts:   make(map[Partition]*partState),
+		gcStop:  make(chan struct{}),
+		gcDone:  make(chan struct{}),
+		now:     time.Now,
+		statfs:  freeBytes,
+		reserve: 2*split.Memtables + 16*mib,
+	}
+	s.idle = sync.NewCond(&s.life)
+	// Badger writes its logs through memory maps: on a full disk that is
+	// a SIGBUS, not an error. Refuse to open without room for the
+	// memtables' logs and a flush.
+	if free := s.statfs(opts.Dir); free >= 0 && free < s.reserve {
+		return nil, fmt.Errorf("%w: open state in %s: %d bytes free, %d needed: %w", ErrDiskFull, opts.Dir, free, s.reserve, syscall.ENOSPC)
+	}
+	db, err := openBadger(bo)
+	if err != nil {
+		return nil, classify(fmt.Errorf("open badger in %s: %w", opts.Dir, err))
+	}
+	s.db = db
+	if err := s.loadSeqs(); err != nil {
+		return nil, errors.Join(classify(fmt.Errorf("load outbox sequences in %s: %w", opts.Dir, err)), db.Close())
+	}
+	go s.runGC(opts.GCInterval)
+	s.log.Debug().Str("dir", opts.Dir).Int64("memtable_bytes", split.MemTable).
+		Int64("block_cache_bytes", split.BlockCache).Int64("index_cache_bytes", split.IndexCache).
+		Int64("member_cache_bytes", split.MemberCache).Msg("state store open")
+	return s, nil
+}
+
+// openBadger opens Badger, turning a panic into an error.
+func openBadger(bo badger.Options) (db *badger.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("badger panicked: %v", r)
+		}
+	}()
+	return badger.Open(bo)
+}
+
+// probeWritable creates and removes a file in dir.
+func probeWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".probe-*")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	_, err = f.Write([]byte{0})
+	return errors.Join(err, f.Close(), os.Remove(name))
+}
+
+// classify wraps err with the sentinel its cause calls for, if any.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	switch {
+	case errors.Is(err, ErrLocked), errors.Is(err, ErrNotWritable), errors.Is(err, ErrDiskFull), errors.Is(err, ErrClosed):
+		return err
+	case errors.Is(err, syscall.ENOSPC), strings.Contains(msg, "no space left on device"):
+		return fmt.Errorf("%w: %w", ErrDiskFull, err)
+	case strings.Contains(msg, "Cannot acquire directory lock"):
+		return fmt.Errorf("%w: %w", ErrLocked, err)
+	case errors.Is(err, syscall.EROFS), errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM),
+		errors.Is(err, syscall.ENOTDIR), errors.Is(err, fs.ErrExist), errors.Is(err, fs.ErrPermission),
+		strings.Contains(msg, "read-only file system"), strings.Contains(msg, "not a directory"):
+		return fmt.Errorf("%w: %w", ErrNotWritable, err)
+	case errors.Is(err, badger.ErrDBClosed):
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return err
+}
+
+// enter registers a call in progress; false if the store is closed.
+func (s *Store) enter() bool {
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.closed {
+		return false
+	}
+	s.inflight++
+	return true
+}
+
+func (s *Store) leave() {
+	s.life.Lock()
+	s.inflight--
+	if s.inflight == 0 && s.closed {
+		s.idle.Broadcast()
+	}
+	s.life.Unlock()
+}
+
+// Close stops value-log GC, waits for the calls in progress and closes
+// Badger (which flushes its memtables). It is idempotent: later calls
+// return the first call's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.life.Lock()
+		s.closed = true
+		for s.inflight > 0 {
+			s.idle.Wait()
+		}
+		s.life.Unlock()
+		close(s.gcStop)
+		<-s.gcDone
+		if err := s.db.Close(); err != nil {
+			s.closeErr = classify(fmt.Errorf("close badger in %s: %w", s.opts.Dir, err))
+		}
+	})
+	return s.closeErr
+}
+
+// runGC runs value-log GC every interval until Close.
+func (s *Store) runGC(interval time.Duration) {
+	defer close(s.gcDone)
+	if interval <= 0 {
+		<-s.gcStop
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.gcStop:
+			return
+		case <-t.C:
+		}
+		n := 0
+		for {
+			select {
+			case <-s.gcStop:
+				return
+			default:
+			}
+			if err := s.db.RunValueLogGC(0.5); err != nil {
+				if !errors.Is(err, badger.ErrNoRewrite) {
+					s.log.Debug().Err(err).Msg("value log gc")
+				}
+				break
+			}
+			n++
+		}
+		if n > 0 {
+			s.log.Debug().Int("files", n).Msg("value log gc rewrote files")
+		}
+	}
+}
+
+// checkDisk returns ErrDiskFull when the free space of the state directory
+// falls below the reserve (two memtables' logs and a flush). It calls
+// statfs at most once per second.
+func (s *Store) checkDisk() error {
+	now := time.Now().UnixNano()
+	last := s.lastCheck.Load()
+	if now-last >= int64(time.Second) && s.lastCheck.CompareAndSwap(last, now) {
+		free := s.statfs(s.opts.Dir)
+		s.diskFull.Store(free >= 0 && free < s.reserve)
+	}
+	if s.diskFull.Load() {
+		return fmt.Errorf("%w: write to %s: free space below the %d-byte reserve: %w", ErrDiskFull, s.opts.Dir, s.reserve, syscall.ENOSPC)
+	}
+	return nil
+}
+
+// loadSeqs reads every partition's next outbox sequence number.
+func (s *Store) loadSeqs() error {
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{kindSeq, '/'}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			p, ok := parsePartition(it.Item().Key())
+			if !ok {
+				continue
+			}
+			err := it.Item().Value(func(v []byte) error {
+				if len(v) != 8 {
+					return fmt.Errorf("outbox sequence of partition %d: %d bytes", p, len(v))
+				}
+				s.part(p).nextSeq.Store(binary.BigEndian.Uint64(v))
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// part returns p's in-memory state, creating it.
+func (s *Store) part(p Partition) *partState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.parts[p]
+	if !ok {
+		st = &partState{}
+		st.nextSeq.Store(1)
+		st.handle = PartitionStore{s: s, p: p, st: st}
+		s.parts[p] = st
+	}
+	return st
+}
+
+// Partition returns the handle of partition p. It is cheap (a map lookup)
+// and always succeeds; the handle's methods return ErrClosed once the store
+// is closed. At most one goroutine may write a partition at a time.
+func (s *Store) Partition(p Partition) *PartitionStore { return &s.part(p).handle }
+
+// Partitions returns, in ascending order, the partitions that have any key
+// on disk. It seeks once per partition and key kind, not per key.
+func (s *Store) Partitions() ([]Partition, error) {
+	if !s.enter() {
+		return nil, ErrClosed
+	}
+	defer s.leave()
+	seen := map[Partition]bool{}
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{})
+		defer it.Close()
+		for _, k := range kinds {
+			kp := []byte{k, '/'}
+			for it.Seek(kp); it.ValidForPrefix(kp); {
+				key := it.Item().Key()
+				p, ok := parsePartition(key)
+				if !ok { // not ours: skip the key
+					it.Next()
+					continue
+				}
+				seen[p] = true
+				it.Seek(afterPrefix(appendPrefix(nil, k, p)))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, classify(fmt.Errorf("list partitions: %w", err))
+	}
+	out := make([]Partition, 0, len(seen))
+	for p := range seen {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// Stats counts what the store holds. It scans every key (not values), so
+// it costs time in proportion to the keys on disk: for inspection and
+// metrics at a slow rate, not for the hot path.
+func (s *Store) Stats() (Stats, error) {
+	if !s.enter() {
+		return Stats{}, ErrClosed
+	}
+	defer s.leave()
+	var st Stats
+	seen := map[Partition]bool{}
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			key := it.Item().Key()
+			p, ok := parsePartition(key)
+			if !ok {
+				continue
+			}
+			seen[p] = true
+			switch key[0] {
+			case kindMember:
+				st.Members++
+			case kindTimer:
+				st.Timers++
+			case kindOutbox:
+				st.OutboxDepth++
+			case kindDedup:
+				st.DedupMarkers++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Stats{}, classify(fmt.Errorf("scan keys: %w", err))
+	}
+	for p := range seen {
+		st.Partitions = append(st.Partitions, p)
+	}
+	slices.Sort(st.Partitions)
+	st.CachedStates, st.CachedBytes = s.cache.stats()
+	st.DiskBytes, err = dirBytes(s.opts.Dir)
+	if err != nil {
+		return st, fmt.Errorf("measure %s: %w", s.opts.Dir, err)
+	}
+	return st, nil
+}
+
+// dirBytes sums the disk blocks of Badger's table and log files.
+func dirBytes(dir string) (int64, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, e := range ents {
+		switch filepath.Ext(e.Name()) {
+		case ".sst", ".vlog", ".mem":
+		default:
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue // removed meanwhile (compaction)
+		}
+		n += diskUsage(fi)
+	}
+	return n, nil
+}
+
+// DropPartition deletes every key of partition p (states, timers, offsets,
+// outbox, dedup markers and its outbox sequence) and its cached states. It
+// deletes in transactions of Badger's size while reading, so other
+// partitions keep writing meanwhile; it stops early, with ctx's error, when
+// ctx ends, leaving the rest for another call. The partition's worker must
+// not write it at the same time.
+func (s *Store) DropPartition(ctx context.Context, p Partition) error {
+	if !s.enter() {
+		return ErrClosed
+	}
+	defer s.leave()
+	s.cache.dropPartition(p)
+	for _, k := range kinds {
+		prefix := appendPrefix(nil, k, p)
+		for {
+			keys, err := s.collectKeys(prefix, int(s.maxCount()/2))
+			if err != nil {
+				return classify(fmt.Errorf("drop partition %d: %w", p, err))
+			}
+			if len(keys) == 0 {
+				break
+			}
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("drop partition %d: %w", p, err)
+			}
+			if err := s.deleteKeys(keys); err != nil {
+				return classify(fmt.Errorf("drop partition %d: %w", p, err))
+			}
+		}
+	}
+	s.cache.dropPartition(p) // states a concurrent Get cached meanwhile
+	return nil
+}
+
+// collectKeys returns up to n keys that start with prefix.
+func (s *Store) collectKeys(prefix []byte, n int) ([][]byte, error) {
+	var keys [][]byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid() && len(keys) < n; it.Next() {
+			keys = append(keys, it.Item().KeyCopy(nil))
+		}
+		return nil
+	})
+	return keys, err
+}
+
+// deleteKeys deletes keys in as many transactions as Badger's limits need.
+// It is not atomic across transactions: used for acknowledgements and
+// drops, which are idempotent.
+func (s *Store) deleteKeys(keys [][]byte) error {
+	for len(keys) > 0 {
+		txn := s.db.NewTransaction(true)
+		n := 0
+		for ; n < len(keys); n++ {
+			if err := txn.Delete(keys[n]); err != nil {
+				if errors.Is(err, badger.ErrTxnTooBig) && n > 0 {
+					break
+				}
+				txn.Discard()
+				return err
+			}
+		}
+		if err := txn.Commit(); err != nil {
+			return err
+		}
+		keys = keys[n:]
+	}
+	return nil
+}
+
+// maxBytes and maxCount are the transaction limits a Batch packs to: a
+// margin under Badger's, or the test knobs.
+func (s *Store) maxBytes() int64 {
+	if s.txnBytes > 0 {
+		return s.txnBytes
+	}
+	return s.db.MaxBatchSize() * 9 / 10
+}
+
+func (s *Store) maxCount() int64 {
+	if s.txnCount > 0 {
+		return s.txnCount
+	}
+	return s.db.MaxBatchCount() * 9 / 10
+}
+
+// badgerLogger adapts zerolog to Badger's Logger. Badger's info messages
+// (table and compaction housekeeping) go to debug, its debug to trace.
+type badgerLogger struct{ l zerolog.Logger }
+
+func (b badgerLogger) Errorf(f string, v ...any) { b.emit(b.l.Error(), f, v) }
+func (b badgerLogger) Warningf(f string, v ...any) {
+	b.emit(b.l.Warn(), f, v)
+}
+func (b badgerLogger) Infof(f string, v ...any)  { b.emit(b.l.Debug(), f, v) }
+func (b badgerLogger) Debugf(f string, v ...any) { b.emit(b.l.Trace(), f, v) }
+
+func (badgerLogger) emit(e *zerolog.Event, f string, v []any) {
+	if e == nil {
+		return
+	}
+	e.Str("component", "badger").Str("detail", strings.TrimSpace(fmt.Sprintf(f, v...))).Msg("badger")
+}
