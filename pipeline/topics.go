@@ -1,0 +1,73 @@
+// Package pipeline is churnflow's Kafka I/O: the consumer group, partition
+// workers, the commit protocol, the outbox producer and dead letters.
+package pipeline
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Topics names the input and output topics (DESIGN.md, "Command line").
+type Topics struct {
+	Bookings   string `yaml:"bookings"`
+	Activity   string `yaml:"activity"`
+	Dormancy   string `yaml:"dormancy"`
+	Retention  string `yaml:"retention"`
+	Nudges     string `yaml:"nudges"`
+	Segments   string `yaml:"segments"` // compacted: the latest segment per member
+	DeadLetter string `yaml:"dead_letter"`
+}
+
+// DefaultTopics returns the default topic names.
+func DefaultTopics() Topics {
+	return Topics{
+		Bookings:   "churnflow.bookings",
+		Activity:   "churnflow.activity",
+		Dormancy:   "churnflow.alerts.dormancy",
+		Retention:  "churnflow.alerts.retention",
+		Nudges:     "churnflow.alerts.nudges",
+		Segments:   "churnflow.member-segments",
+		DeadLetter: "churnflow.dlq",
+	}
+}
+
+// Inputs lists the input topics, co-partitioned.
+func (t Topics) Inputs() []string { return []string{t.Bookings, t.Activity} }
+
+// Outputs lists the output topics.
+func (t Topics) Outputs() []string {
+	return []string{t.Dormancy, t.Retention, t.Nudges, t.Segments, t.DeadLetter}
+}
+
+// Compacted reports whether a topic keeps only the latest record per key.
+func (t Topics) Compacted(topic string) bool { return topic == t.Segments }
+
+// ForAlert returns the output topic of an alert's stream ("dormancy",
+// "retention", "nudges" or "segments", as operators.AlertType.Topic says).
+func (t Topics) ForAlert(stream string) string {
+	switch stream {
+	case "dormancy":
+		return t.Dormancy
+	case "retention":
+		return t.Retention
+	case "nudges":
+		return t.Nudges
+	}
+	return t.Segments
+}
+
+// Validate reports an empty or repeated topic name, naming the key.
+func (t Topics) Validate() error {
+	seen := map[string]string{}
+	for _, kv := range [][2]string{{"bookings", t.Bookings}, {"activity", t.Activity}, {"dormancy", t.Dormancy},
+		{"retention", t.Retention}, {"nudges", t.Nudges}, {"segments", t.Segments}, {"dead_letter", t.DeadLetter}} {
+		if strings.TrimSpace(kv[1]) == "" {
+			return fmt.Errorf("topics.%s: empty", kv[0])
+		}
+		if other, ok := seen[kv[1]]; ok {
+			return fmt.Errorf("topics.%s: %q is also topics.%s", kv[0], kv[1], other)
+		}
+		seen[kv[1]] = kv[0]
+	}
+	return nil
+}
