@@ -1,5 +1,3 @@
-// Package pipeline is churnflow's Kafka I/O: the consumer group, partition
-// workers, the commit protocol, the outbox producer and dead letters.
 package pipeline
 
 import (

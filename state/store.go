@@ -85,6 +85,16 @@ func Open(opts Options) (*Store, error) {
 		return nil, classify(fmt.Errorf("write state directory %s: %w", opts.Dir, err))
 	}
 	bo, split := opts.badgerOptions()
+	// Badger replays a write-ahead file left by a crash into a memtable
+	// arena of the *current* size, and exits the process (not an error, not
+	// a panic) when it does not fit. A file is 2 × the MemTableSize it was
+	// written with, so never open with a smaller one than the largest left.
+	if need := memTableNeeded(opts.Dir); need > bo.MemTableSize {
+		s := split
+		s.MemberCache = max(s.MemberCache-2*(need-split.MemTable), mib)
+		s.MemTable = need
+		bo, split = bo.WithMemTableSize(need), s
+	}
 	s := &Store{
 		opts:    opts,
 		log:     opts.Logger,
@@ -117,6 +127,19 @@ func Open(opts Options) (*Store, error) {
 		Int64("block_cache_bytes", split.BlockCache).Int64("index_cache_bytes", split.IndexCache).
 		Int64("member_cache_bytes", split.MemberCache).Msg("state store open")
 	return s, nil
+}
+
+// memTableNeeded returns the MemTableSize the write-ahead (.mem) files in
+// dir were written with: half the largest file's size; 0 if there are none.
+func memTableNeeded(dir string) int64 {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.mem"))
+	var largest int64
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil && st.Size() > largest {
+			largest = st.Size()
+		}
+	}
+	return largest / 2
 }
 
 // openBadger opens Badger, turning a panic into an error.

@@ -2,14 +2,20 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
+	"math"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
 
 	"github.com/churnflow/churnflow/internal/gen"
 	"github.com/churnflow/churnflow/operators"
+	"github.com/churnflow/churnflow/pipeline"
 )
 
 type genFlags struct {
@@ -19,24 +25,37 @@ type genFlags struct {
 	seed    int
 	badRate float64
 	out     string
+	// To Kafka instead of --out.
+	brokers       []string
+	topicBookings string
+	topicActivity string
+	rate          float64
 }
 
 func newGenCmd(s streams) *cobra.Command {
 	def := gen.DefaultConfig()
 	f := &genFlags{members: def.Members, start: def.Start, days: def.Days, seed: int(def.Seed), badRate: def.BadRate}
 	cmd := &cobra.Command{
-		Use:   "gen --out FILE [flags]",
+		Use:   "gen (--out FILE | --brokers h:p,...) [flags]",
 		Short: "Generate a synthetic, reproducible member population's events",
 		Long: `gen writes the booking and activity events of a synthetic loyalty programme as
 JSON lines in time order: members enrol over time, book at heterogeneous rates
 (BG/NBD: Poisson bookings with gamma-distributed rates, and a chance to drop
 out for good after each booking), cancel, use the app, earn and redeem points,
 change tier. With --bad-rate a share of malformed records is mixed in. The
-same flags give the same bytes.`,
+same flags give the same bytes.
+
+With --brokers the records are produced to the input topics of a Kafka
+cluster instead (bookings and cancellations to --topic-bookings, everything
+else to --topic-activity), keyed by member id, each value the JSON line (or a
+malformed record's bytes), with acks from all in-sync replicas. --rate paces
+them in events per second; by default they go as fast as the cluster takes
+them.`,
 		Example: `  churnflow gen --members 10000 --days 730 --out events.jsonl
-  churnflow gen --members 500 --bad-rate 0.01 --seed 7 --out - | churnflow replay --input -`,
+  churnflow gen --members 500 --bad-rate 0.01 --seed 7 --out - | churnflow replay --input -
+  churnflow gen --members 10000 --brokers 127.0.0.1:9092 --rate 5000`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runGen(s, f) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return runGen(cmd, s, f) },
 	}
 	fl := cmd.Flags()
 	fl.SortFlags = false
@@ -46,12 +65,18 @@ same flags give the same bytes.`,
 	fl.IntVar(&f.seed, "seed", f.seed, "seed: the same seed gives the same population")
 	fl.Float64Var(&f.badRate, "bad-rate", f.badRate, "share of malformed records to mix in (0 to 0.5)")
 	fl.StringVar(&f.out, "out", "", `output file ("-" for standard output)`)
+	topics := pipeline.DefaultTopics()
+	fl.StringSliceVar(&f.brokers, "brokers", nil, "produce to these Kafka brokers instead of --out")
+	fl.StringVar(&f.topicBookings, "topic-bookings", topics.Bookings, "topic of booking and cancellation events (with --brokers)")
+	fl.StringVar(&f.topicActivity, "topic-activity", topics.Activity, "topic of every other event (with --brokers)")
+	fl.Float64Var(&f.rate, "rate", 0, "events per second to produce (with --brokers; 0: as fast as possible)")
 	return cmd
 }
 
-func runGen(s streams, f *genFlags) error {
-	if f.out == "" {
-		return usagef(`--out: required; give a file name, or "-" for standard output`)
+func runGen(cmd *cobra.Command, s streams, f *genFlags) error {
+	toKafka, err := genTarget(cmd, s, f)
+	if err != nil {
+		return err
 	}
 	if f.badRate < 0 || f.badRate > 0.5 {
 		return usagef("--bad-rate: %v is out of range; give a share from 0 to 0.5, e.g. 0.01", f.badRate)
@@ -64,6 +89,9 @@ func runGen(s streams, f *genFlags) error {
 	cfg.Tiers = operators.DefaultConfig().Tiers
 	if err := cfg.Validate(); err != nil {
 		return usagef("%v", err)
+	}
+	if toKafka {
+		return genToKafka(cmd.Context(), s, f, cfg)
 	}
 	out, err := createOutput(s.out, "--out", f.out)
 	if err != nil {
@@ -108,4 +136,200 @@ func byteSize(n int64) string {
 		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MiB"
 	}
 	return strconv.FormatInt(n, 10) + " bytes"
+}
+
+// genTarget checks --out and --brokers: exactly one is needed. Both flags
+// also read the environment (CHURNFLOW_OUT, CHURNFLOW_BROKERS, which
+// "churnflow run" shares): when both are set and one of them only by its
+// variable, the one given on the command line wins.
+func genTarget(cmd *cobra.Command, s streams, f *genFlags) (toKafka bool, err error) {
+	out, brokers := f.out != "", cmd.Flags().Changed("brokers")
+	if out && brokers {
+		fromEnv := func(flag, value string) bool {
+			v, ok := s.getenv(envName(flag))
+			return ok && v == value
+		}
+		outEnv := fromEnv("out", f.out)
+		brokersEnv := fromEnv("brokers", cmd.Flags().Lookup("brokers").Value.String()) ||
+			fromEnv("brokers", strings.Join(f.brokers, ","))
+		switch {
+		case outEnv && !brokersEnv:
+			out = false
+		case brokersEnv && !outEnv:
+			brokers = false
+		default:
+			return false, usagef("--out and --brokers: give one, not both (a file, or Kafka brokers to produce to)")
+		}
+	}
+	switch {
+	case brokers:
+		f.out = ""
+	case out:
+		if cmd.Flags().Changed("rate") {
+			return false, usagef("--rate: only with --brokers (a file is written as fast as possible)")
+		}
+		return false, nil
+	default:
+		return false, usagef(`--out: required; give a file name, or "-" for standard output, or --brokers h:p,... to produce to Kafka`)
+	}
+	var bs []string
+	for _, b := range f.brokers {
+		if b = strings.TrimSpace(b); b != "" {
+			bs = append(bs, b)
+		}
+	}
+	if len(bs) == 0 {
+		return false, usagef("--brokers: empty; give host:port[,host:port...]")
+	}
+	f.brokers = bs
+	if f.topicBookings == "" || f.topicActivity == "" {
+		return false, usagef("--topic-bookings and --topic-activity: give non-empty topic names")
+	}
+	if f.topicBookings == f.topicActivity {
+		return false, usagef("--topic-bookings and --topic-activity: both are %q; bookings and activity go to different topics", f.topicBookings)
+	}
+	if f.rate < 0 || math.IsNaN(f.rate) || math.IsInf(f.rate, 0) {
+		return false, usagef("--rate: %v; give events per second, 0 for as fast as possible", f.rate)
+	}
+	return true, nil
+}
+
+// genBatch is the most records gen hands the Kafka writer at once: one
+// WriteMessages call per batch, never one synchronous write per record.
+const genBatch = 4096
+
+// genToKafka produces cfg's population to the input topics.
+func genToKafka(ctx context.Context, s streams, f *genFlags, cfg gen.Config) error {
+	stream, err := gen.NewStream(cfg)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if err := checkGenTopics(ctx, f.brokers, f.topicBookings, f.topicActivity); err != nil {
+		return err
+	}
+	w := &kafka.Writer{
+		Addr:         kafka.TCP(f.brokers...),
+		RequiredAcks: kafka.RequireAll,
+		Balancer:     &kafka.Murmur2Balancer{}, // the Java client's partitioner: same key, same partition
+		BatchTimeout: 5 * time.Millisecond,
+		BatchSize:    genBatch,
+		WriteTimeout: 30 * time.Second,
+	}
+	defer w.Close()
+
+	batch := genBatch
+	if f.rate > 0 {
+		// At least 20 writes a second, so the pace is smooth.
+		batch = max(1, min(genBatch, int(f.rate/20)))
+	}
+	var (
+		rec     gen.Record
+		buf     []byte
+		ends    []int
+		msgs    = make([]kafka.Message, 0, batch)
+		counts  [2]int64
+		sent    int64
+		started = time.Now()
+	)
+	topics := [2]string{gen.TopicBookings: f.topicBookings, gen.TopicActivity: f.topicActivity}
+	for done := false; !done; {
+		buf, ends, msgs = buf[:0], ends[:0], msgs[:0]
+		var recs []gen.Topic
+		for len(ends) < 2*batch {
+			if !stream.Next(&rec) {
+				done = true
+				break
+			}
+			buf = append(buf, rec.Member...)
+			ends = append(ends, len(buf))
+			buf = rec.AppendJSON(buf)
+			ends = append(ends, len(buf))
+			recs = append(recs, rec.Topic)
+		}
+		// buf no longer grows: slice the keys and values out of it.
+		start := 0
+		for i, t := range recs {
+			k, v := ends[2*i], ends[2*i+1]
+			msgs = append(msgs, kafka.Message{Topic: topics[t], Key: buf[start:k:k], Value: buf[k:v:v]})
+			start = v
+		}
+		if len(msgs) == 0 {
+			break
+		}
+		if f.rate > 0 {
+			due := started.Add(time.Duration(float64(sent) / f.rate * float64(time.Second)))
+			if d := time.Until(due); d > 0 {
+				select {
+				case <-ctx.Done():
+				case <-time.After(d):
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if err := w.WriteMessages(ctx, msgs...); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			return explainGenWriteError(f.brokers, err)
+		}
+		for _, t := range recs {
+			counts[t]++
+		}
+		sent += int64(len(msgs))
+	}
+	if err := w.Close(); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("gen: close producer: %w", err)
+	}
+	st := stream.Stats()
+	verb := "produced"
+	if ctx.Err() != nil {
+		verb = "interrupted after producing"
+	}
+	elapsed := time.Since(started)
+	fmt.Fprintf(s.err, "gen: %s %d records (%d malformed, %d generated) for %d members, %s to %s, to %s: %s %d, %s %d; %.0f records/s\n",
+		verb, sent, st.Bad, st.Records, st.Members, operators.FormatTime(st.First), operators.FormatTime(st.Last),
+		strings.Join(f.brokers, ","), f.topicBookings, counts[gen.TopicBookings], f.topicActivity, counts[gen.TopicActivity],
+		float64(sent)/max(elapsed.Seconds(), 1e-9))
+	return nil
+}
+
+// checkGenTopics fails early, and plainly, when the brokers cannot be
+// reached or an input topic does not exist.
+func checkGenTopics(ctx context.Context, brokers []string, topics ...string) error {
+	d := &kafka.Dialer{Timeout: brokerCheckTimeout}
+	var errs []string
+	for _, b := range brokers {
+		conn, err := d.DialContext(ctx, "tcp", b)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", b, err))
+			continue
+		}
+		defer conn.Close()
+		for _, t := range topics {
+			parts, err := conn.ReadPartitions(t)
+			if err == nil && len(parts) == 0 {
+				err = errors.New("no partitions")
+			}
+			if err != nil {
+				return fmt.Errorf("gen: topic %q on %s: %w; create the input topics first (churnflow broker creates them; in a cluster, kafka-topics.sh --create with the same partition count for both)", t, b, err)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("gen: cannot reach any broker of --brokers (%s); check the addresses and that Kafka is running (for development: churnflow broker)", strings.Join(errs, "; "))
+}
+
+func explainGenWriteError(brokers []string, err error) error {
+	var we kafka.WriteErrors
+	if errors.As(err, &we) {
+		for _, e := range we {
+			if e != nil {
+				err = fmt.Errorf("%d of %d messages failed, first: %w", we.Count(), len(we), e)
+				break
+			}
+		}
+	}
+	return fmt.Errorf("gen: produce to %s: %w", strings.Join(brokers, ","), err)
 }

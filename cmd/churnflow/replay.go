@@ -7,12 +7,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/churnflow/churnflow/internal/replay"
 	"github.com/churnflow/churnflow/operators"
+	"github.com/churnflow/churnflow/state"
 )
 
 // replayFlags are the settings of "churnflow replay".
@@ -29,10 +31,13 @@ type replayFlags struct {
 	sortMemory int64
 	tempDir    string
 	progress   string
+	state      string
+	memory     int64
 }
 
 func newReplayCmd(s streams) *cobra.Command {
-	f := &replayFlags{batch: replay.DefaultBatchSize, sortMemory: replay.DefaultSortMemory}
+	f := &replayFlags{batch: replay.DefaultBatchSize, sortMemory: replay.DefaultSortMemory,
+		memory: state.DefaultOptions("").MemoryBudget}
 	cmd := &cobra.Command{
 		Use:   "replay --input FILE [flags]",
 		Short: "Run the rules over a file of events in event time, without Kafka",
@@ -45,11 +50,21 @@ replay is reproducible.
 Records that fail validation are rejected, not fatal: each goes to --rejects
 with its line number and reason, and the run goes on (exit code 0). The summary
 on standard error counts events, rejects and alerts, and shows how many members
-are active and how many sleeping, by tier and by segment.`,
+are active and how many sleeping, by tier and by segment.
+
+With --state DIR the member states live in a Badger store in DIR instead of in
+memory, and the replay can be resumed: it commits the states, the alerts and
+how many events it has applied after every batch. Run the same command again
+with the same --state (after a crash or Ctrl-C) and it carries on where the
+last commit left it, appending to --out; together the two runs write the
+alerts of one run straight through (an alert written just before the stop
+may appear twice, none is lost). A --state directory holds one replay: the
+same input and settings are required to resume.`,
 		Example: `  churnflow replay --input cmd/churnflow/testdata/sample.jsonl --until 2026-07-01T00:00:00Z
   churnflow replay --input events.jsonl.gz --out alerts.jsonl --rejects rejects.jsonl --summary json
   churnflow replay --input export.csv --csv-map cmd/churnflow/testdata/sample-csv-map.yaml
-  zcat events.jsonl.gz | churnflow replay --input - --progress never`,
+  zcat events.jsonl.gz | churnflow replay --input - --progress never
+  churnflow replay --input events.jsonl.gz --state replay-state --out alerts.jsonl`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runReplay(cmd, s, f)
@@ -62,17 +77,19 @@ are active and how many sleeping, by tier and by segment.`,
 	fl.StringVar(&f.csvMap, "csv-map", "", "YAML mapping of CSV columns to event fields (columns, constants, time_layout, time_zone, delimiter)")
 	fl.StringVar(&f.config, "config", "", "rules configuration YAML (default: the built-in defaults)")
 	fl.Var(timeValue{&f.until}, "until", "event time to replay up to: later events are skipped, timers due until then fire (default: the last event's time)")
-	fl.StringVar(&f.out, "out", "", `alerts file, one JSON object per line (default: standard output)`)
+	fl.StringVar(&f.out, "out", "", `alerts file, one JSON object per line (default: standard output); with --state, written in place, and appended to when --state holds progress (resume)`)
 	fl.StringVar(&f.rejects, "rejects", "", "file for rejected records, one JSON object per line (default: only counted)")
 	fl.Var(newChoice(&f.summary, "text", "text", "json", "none"), "summary", "summary on standard error")
 	fl.Var(countValue{&f.batch}, "batch", "events applied between two timer firings (alerts do not depend on it)")
 	fl.Var(sizeValue{&f.sortMemory}, "sort-memory", "memory for sorting events by time; more input spills to temporary files")
 	fl.StringVar(&f.tempDir, "temp-dir", "", "directory for sort spill files (default: the system temporary directory)")
 	fl.Var(newChoice(&f.progress, "auto", "auto", "always", "never"), "progress", "progress bar on standard error; auto: only when it is a terminal")
+	fl.StringVar(&f.state, "state", "", "directory of a Badger store for the member states: the replay commits its progress there and resumes from it when run again (default: in memory, not resumable)")
+	fl.Var(sizeValue{&f.memory}, "memory", "memory budget of the --state store (Badger caches and memtables, member cache); the Go memory limit is set to match, plus --sort-memory, unless GOMEMLIMIT is set")
 	return cmd
 }
 
-func runReplay(cmd *cobra.Command, s streams, f *replayFlags) error {
+func runReplay(cmd *cobra.Command, s streams, f *replayFlags) (retErr error) {
 	if f.input == "" {
 		return usagef(`--input: required; give the events file, or "-" for standard input`)
 	}
@@ -104,13 +121,55 @@ func runReplay(cmd *cobra.Command, s streams, f *replayFlags) error {
 		}
 	}
 
+	if f.state == "" && cmd.Flags().Changed("memory") {
+		return usagef("--memory: only used with --state")
+	}
+
 	in, size, closeIn, err := openInput(s, f.input)
 	if err != nil {
 		return err
 	}
 	defer closeIn()
 
-	out, err := createOutput(s.out, "--out", f.out)
+	var store replay.Store
+	resuming := false
+	if f.state != "" {
+		if _, ok := s.getenv("GOMEMLIMIT"); !ok {
+			// The store's share, plus the sort's: the sorted events stay
+			// on the heap while they are applied.
+			old := debug.SetMemoryLimit(state.RecommendedMemoryLimit(f.memory) + f.sortMemory)
+			defer debug.SetMemoryLimit(old)
+		}
+		st, err := openState(f.state, f.memory, "use another --state directory")
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := st.Close(); cerr != nil && retErr == nil {
+				retErr = fmt.Errorf("--state %s: close: %w", f.state, cerr)
+			}
+		}()
+		bs := replay.NewBadgerStore(st.Partition(0))
+		cp, err := bs.Checkpoint()
+		if err != nil {
+			return fmt.Errorf("--state %s: %w", f.state, err)
+		}
+		if !cp.IsZero() {
+			if size >= 0 && cp.InputBytes != size {
+				return differentInput(f.state, cp.InputBytes, size)
+			}
+			resuming = true
+			fmt.Fprintf(s.err, "churnflow: --state %s holds a replay's progress: resuming at event %d of the sorted input%s\n", f.state, cp.Applied, doneNote(cp))
+		}
+		store = bs
+	}
+
+	var out *output
+	if f.state != "" {
+		out, err = openInPlace(s.out, "--out", f.out, resuming)
+	} else {
+		out, err = createOutput(s.out, "--out", f.out)
+	}
 	if err != nil {
 		return err
 	}
@@ -136,6 +195,7 @@ func runReplay(cmd *cobra.Command, s streams, f *replayFlags) error {
 		TempDir:    f.tempDir,
 		Until:      f.until,
 		Progress:   prog.update,
+		Store:      store,
 	}
 	sum, runErr := replay.Run(cmd.Context(), rcfg, prog.wrap(in), out, rejectsW)
 	prog.finish()
@@ -150,10 +210,73 @@ func runReplay(cmd *cobra.Command, s streams, f *replayFlags) error {
 			runErr = err
 		}
 	}
-	if runErr != nil {
+	var de *replay.DifferentInputError
+	switch {
+	case errors.As(runErr, &de):
+		return differentInput(f.state, de.StoredBytes, de.InputBytes)
+	case errors.Is(runErr, replay.ErrSettingsChanged):
+		return usagef("--state: %s holds a replay made with other settings (--config, --until, --format, --csv-map); resume it with the same ones, or use a new --state directory", f.state)
+	case runErr != nil:
 		return fmt.Errorf("replay %s: %w", f.input, runErr)
 	}
 	return nil
+}
+
+func differentInput(dir string, stored, input int64) error {
+	if stored == input {
+		return usagef("--state: %s holds a replay of a different input (same size, %d bytes, other content); use a new --state directory", dir, input)
+	}
+	return usagef("--state: %s holds a replay of a different input (%d bytes, this one is %d); use a new --state directory", dir, stored, input)
+}
+
+func doneNote(cp replay.Checkpoint) string {
+	if cp.Done {
+		return " (it was complete: nothing is left to apply)"
+	}
+	return ""
+}
+
+// openState opens the state store in dir with the given memory budget. A
+// directory another process holds gets a plain message ending in advice.
+func openState(dir string, budget int64, advice string) (*state.Store, error) {
+	opts := state.DefaultOptions(dir)
+	opts.MemoryBudget = budget
+	st, err := state.Open(opts)
+	switch {
+	case errors.Is(err, state.ErrLocked):
+		return nil, fmt.Errorf("--state: %s is in use by another churnflow process; stop it or %s", dir, advice)
+	case errors.Is(err, state.ErrNotWritable):
+		return nil, usagef("--state: %s is not a writable directory: %w", dir, err)
+	case err != nil:
+		return nil, fmt.Errorf("--state %s: %w", dir, err)
+	}
+	return st, nil
+}
+
+// openInPlace opens the --out of a replay with --state: standard output,
+// or a file written in place (never under a temporary name, since the
+// alerts written are acknowledged in the store), appended to when the
+// replay resumes.
+func openInPlace(stdout io.Writer, flag, path string, appendTo bool) (*output, error) {
+	if path == "" || path == "-" {
+		return &output{Writer: stdout, done: true}, nil
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return nil, usagef("%s: %q is a directory, not a file", flag, path)
+	}
+	dir := filepath.Dir(path)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return nil, usagef("%s: directory %q does not exist", flag, dir)
+	}
+	mode := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if appendTo {
+		mode = os.O_WRONLY | os.O_CREATE | os.O_APPEND
+	}
+	f, err := os.OpenFile(path, mode, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	return &output{Writer: f, f: f, path: path}, nil
 }
 
 func writeSummary(w io.Writer, mode string, sum *replay.Summary, noRejectsFile bool) error {

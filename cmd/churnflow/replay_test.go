@@ -3,10 +3,15 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/churnflow/churnflow/state"
 )
 
 // run executes churnflow in-process with the given arguments, standard
@@ -241,5 +246,132 @@ func TestParseSize(t *testing.T) {
 		if _, err := parseSize(in); err == nil {
 			t.Errorf("parseSize(%q) accepted", in)
 		}
+	}
+}
+
+// summaryPopulations is the part of a JSON summary that comes from the
+// store.
+type summaryPopulations struct {
+	AlertsTotal int64 `json:"alerts_total"`
+	Members     int64 `json:"members"`
+	Active      int64 `json:"active"`
+	Sleeping    int64 `json:"sleeping"`
+	ByTier      []any `json:"by_tier"`
+	BySegment   []any `json:"by_segment"`
+}
+
+// parseSummary reads the JSON summary at the end of stderr (a resumed
+// replay prints a line before it).
+func parseSummary(t *testing.T, stderr string) summaryPopulations {
+	t.Helper()
+	i := strings.Index(stderr, "{")
+	if i < 0 {
+		t.Fatalf("no JSON summary in:\n%s", stderr)
+	}
+	var p summaryPopulations
+	if err := json.Unmarshal([]byte(stderr[i:]), &p); err != nil {
+		t.Fatalf("summary is not JSON: %v\n%s", err, stderr)
+	}
+	return p
+}
+
+func TestReplayStateResumes(t *testing.T) {
+	dir := t.TempDir()
+	stateDir, outPath := filepath.Join(dir, "state"), filepath.Join(dir, "alerts.jsonl")
+	args := []string{"replay", "--input", sample, "--until", "2026-07-01T00:00:00Z", "--summary", "json"}
+
+	code, want, stderr := run(t, "", nil, args...)
+	if code != 0 {
+		t.Fatalf("in memory: exit %d: %s", code, stderr)
+	}
+	mem := parseSummary(t, stderr)
+
+	stateArgs := append(slices.Clone(args), "--state", stateDir, "--out", outPath, "--memory", "32MiB", "--batch", "7")
+	code, stdout, stderr := run(t, "", nil, stateArgs...)
+	if code != 0 || stdout != "" {
+		t.Fatalf("with --state: exit %d, stdout %q: %s", code, stdout, stderr)
+	}
+	first := readFile(t, outPath)
+	if got, w := sortedText(first), sortedText(want); got != w {
+		t.Errorf("alerts with --state differ from those in memory:\n%s\nwant\n%s", got, w)
+	}
+	if got := parseSummary(t, stderr); !reflect.DeepEqual(got, mem) {
+		t.Errorf("summary with --state: %+v, in memory %+v", got, mem)
+	}
+	if strings.Contains(stderr, "resuming") {
+		t.Errorf("a new --state directory claims to resume:\n%s", stderr)
+	}
+
+	// Again: it resumes at the end, keeps --out as it was (append mode),
+	// and takes the populations from the store.
+	code, _, stderr = run(t, "", nil, stateArgs...)
+	if code != 0 {
+		t.Fatalf("second run: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "--state "+stateDir+" holds a replay's progress: resuming at event 88") {
+		t.Errorf("second run does not say it resumes:\n%s", stderr)
+	}
+	if got := readFile(t, outPath); got != first {
+		t.Errorf("second run changed --out:\n%s", got)
+	}
+	got := parseSummary(t, stderr)
+	if got.AlertsTotal != 0 || got.Members != mem.Members || got.Active != mem.Active || got.Sleeping != mem.Sleeping ||
+		!reflect.DeepEqual(got.ByTier, mem.ByTier) || !reflect.DeepEqual(got.BySegment, mem.BySegment) {
+		t.Errorf("resumed summary: %+v, want no alerts and the populations %+v", got, mem)
+	}
+
+	// Another input is refused, before anything is written.
+	other := filepath.Join(dir, "other.jsonl")
+	text := readFile(t, sample)
+	if err := os.WriteFile(other, []byte(text+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	otherArgs := append(slices.Clone(stateArgs), "--input", other)
+	code, _, stderr = run(t, "", nil, otherArgs...)
+	wantMsg := fmt.Sprintf("--state: %s holds a replay of a different input (%d bytes, this one is %d); use a new --state directory", stateDir, len(text), len(text)+1)
+	if code != 2 || !strings.Contains(stderr, wantMsg) {
+		t.Errorf("other input: exit %d:\n%s\nwant: %s", code, stderr, wantMsg)
+	}
+	// From standard input, the size is known only once it is read.
+	stdinArgs := append(slices.Clone(stateArgs), "--input", "-")
+	code, _, stderr = run(t, text+"\n", nil, stdinArgs...)
+	if code != 2 || !strings.Contains(stderr, wantMsg[len("--state: "+stateDir):]) {
+		t.Errorf("other input on stdin: exit %d:\n%s", code, stderr)
+	}
+	// Other settings are refused too.
+	code, _, stderr = run(t, "", nil, append(slices.Clone(stateArgs), "--until", "2026-08-01T00:00:00Z")...)
+	if code != 2 || !strings.Contains(stderr, "holds a replay made with other settings") {
+		t.Errorf("other --until: exit %d:\n%s", code, stderr)
+	}
+	if got := readFile(t, outPath); got != first {
+		t.Errorf("a refused run changed --out:\n%s", got)
+	}
+}
+
+func sortedText(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
+}
+
+func TestReplayStateErrors(t *testing.T) {
+	dir := t.TempDir()
+	stateDir := filepath.Join(dir, "state")
+	st, err := state.Open(state.DefaultOptions(stateDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	code, _, stderr := run(t, "", nil, "replay", "--input", sample, "--state", stateDir)
+	if want := "--state: " + stateDir + " is in use by another churnflow process; stop it or use another --state directory"; code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("locked: exit %d:\n%s\nwant: %s", code, stderr, want)
+	}
+	code, _, stderr = run(t, "", nil, "replay", "--input", sample, "--memory", "64MiB")
+	if code != 2 || !strings.Contains(stderr, "--memory: only used with --state") {
+		t.Errorf("--memory without --state: exit %d:\n%s", code, stderr)
+	}
+	code, _, stderr = run(t, "", nil, "replay", "--input", sample, "--state", filepath.Join(dir, "s2"), "--memory", "1MiB")
+	if code != 1 || !strings.Contains(stderr, "MemoryBudget") {
+		t.Errorf("--memory too small: exit %d:\n%s", code, stderr)
 	}
 }

@@ -27,6 +27,20 @@
 // (the tests check this). Alerts are written as JSONL with emitted_at set to
 // triggered_at, so a replay's output is reproducible byte for byte.
 //
+// # Resuming
+//
+// With a BadgerStore (member states in a state.Store partition), each
+// batch ends with one commit holding the batch's member states, its alerts
+// (in the store's outbox) and a Checkpoint: the number of sorted events
+// applied, the input's size and CRC-32 and a fingerprint of the settings.
+// The alerts are written out after the commit, then acknowledged. A run on
+// a store that holds a Checkpoint writes out what the outbox holds (at
+// least once: an alert may be written twice across the two runs, never
+// lost), re-reads and re-sorts the input (the sort is deterministic), skips
+// the events applied and carries on. A commit that the store had to split
+// over several transactions is recognised by per-member batch markers
+// (state.Batch.MarkSeen), so no event is applied twice.
+//
 // Run is not safe to call twice on the same Store at once; separate runs
 // with separate stores may run concurrently.
 package replay

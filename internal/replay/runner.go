@@ -30,7 +30,9 @@ type Config struct {
 	// Engine applies the rules. Required.
 	Engine *operators.Engine
 	// Store holds member states. Nil: a new MemStore. Run does not close
-	// it; the states are left in it, timers fired up to the end.
+	// it; the states are left in it, timers fired up to the end. A
+	// BadgerStore makes the replay resumable: Run commits it after each
+	// batch and resumes from what it holds (see Run).
 	Store Store
 	// Format of the input. FormatAuto (the default) detects it.
 	Format Format
@@ -59,6 +61,11 @@ type Config struct {
 	// Clock gives the wall time for Summary.Duration (nil: time.Now). Event
 	// processing never reads it.
 	Clock func() time.Time
+
+	// afterCommit, if not nil, is called by a durable run at each step of
+	// writing out a committed batch (tests stop the run there with an
+	// error, as a crash would).
+	afterCommit func(step commitStep, batches int) error
 }
 
 // Validate reports the first setting that is wrong, naming its field.
@@ -112,6 +119,19 @@ type Progress struct {
 // is returned only for what makes the result wrong or incomplete (reading
 // the input, writing the output, the store, the sort files, ctx ending), in
 // which case the Summary describes the work done so far.
+//
+// With a BadgerStore (any Store implementing its commit methods), the run
+// is resumable. After each batch of events and the timers fired after it,
+// Run commits the member states, the batch's alerts (in the store's
+// outbox) and a Checkpoint (events applied so far, the input's size and
+// CRC-32, a fingerprint of the settings) in one commit, then writes the
+// alerts to out and acknowledges them. If the store already holds a
+// Checkpoint, Run first checks that the input and settings are the same
+// (else *DifferentInputError or ErrSettingsChanged), writes out the alerts
+// a stopped run left in the outbox (so an alert may be written twice
+// across the two runs, never lost), then re-reads and re-sorts the input
+// and skips the events already applied. The alerts of the two runs
+// together are those of one run straight through.
 func Run(ctx context.Context, cfg Config, in io.Reader, out, rejects io.Writer) (*Summary, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -145,6 +165,8 @@ type runner struct {
 	hasUntil bool
 	start    time.Time
 	sum      Summary
+	dur      durable // nil unless the store is durable (durable.go)
+	dr       durableRun
 	alerts   []operators.Alert
 	line     []byte
 	state    operators.MemberState
@@ -167,6 +189,7 @@ func newRunner(cfg Config, out, rejects io.Writer) *runner {
 	if cfg.Store == nil {
 		cfg.Store = NewMemStore()
 	}
+	d, _ := cfg.Store.(durable)
 	r := &runner{
 		cfg:    cfg,
 		g:      cfg.Engine,
@@ -175,6 +198,7 @@ func newRunner(cfg Config, out, rejects io.Writer) *runner {
 		dec:    operators.NewDecoder(cfg.Engine.Config().TierNames()),
 		out:    bufio.NewWriterSize(out, 256<<10),
 		reject: make(map[operators.Reason]int64),
+		dur:    d,
 	}
 	r.dec.MaxBytes = cfg.MaxEventBytes
 	if rejects != nil {
@@ -203,13 +227,28 @@ func (r *runner) run(ctx context.Context, in io.Reader) error {
 	if maxBytes <= 0 {
 		maxBytes = operators.DefaultMaxEventBytes
 	}
+	var cr *crcReader
+	if r.dur != nil {
+		cr = newCRCReader(in)
+		in = cr
+	}
 	rr, format, err := openInput(in, r.cfg.Format, m, maxBytes)
 	r.sum.Format = format.String()
 	if err != nil {
 		return err
 	}
+	if r.dur != nil {
+		if err := r.checkSettings(format); err != nil {
+			return err
+		}
+	}
 	if err := r.read(ctx, rr); err != nil {
 		return err
+	}
+	if r.dur != nil {
+		if err := r.startDurable(ctx, cr); err != nil {
+			return err
+		}
 	}
 	it, err := r.sort.finish()
 	if err != nil {
@@ -309,6 +348,9 @@ func (r *runner) apply(ctx context.Context, it iterator) error {
 	n := 0
 	var last int64
 	seen := false
+	if r.dur != nil {
+		batch = r.dr.firstBatch(batch)
+	}
 	for {
 		ok, err := it.next(&ev)
 		if err != nil {
@@ -317,8 +359,22 @@ func (r *runner) apply(ctx context.Context, it iterator) error {
 		if !ok {
 			break
 		}
-		if err := r.applyOne(&ev); err != nil {
-			return err
+		apply := true
+		if r.dur != nil {
+			var counts bool
+			apply, counts, err = r.dr.admit(r.dur, &ev, n)
+			if err != nil {
+				return err
+			}
+			if !counts { // applied before the resume
+				last, seen = ev.OccurredAt, true
+				continue
+			}
+		}
+		if apply {
+			if err := r.applyOne(&ev); err != nil {
+				return err
+			}
 		}
 		last, seen = ev.OccurredAt, true
 		n++
@@ -326,6 +382,12 @@ func (r *runner) apply(ctx context.Context, it iterator) error {
 			n = 0
 			if err := r.fire(last); err != nil {
 				return err
+			}
+			if r.dur != nil {
+				batch = r.cfg.BatchSize
+				if err := r.checkpoint(ctx, false); err != nil {
+					return err
+				}
 			}
 			if err := ctx.Err(); err != nil {
 				return err
@@ -339,6 +401,11 @@ func (r *runner) apply(ctx context.Context, it iterator) error {
 		if err := r.fire(last); err != nil {
 			return err
 		}
+		if r.dur != nil {
+			if err := r.checkpoint(ctx, false); err != nil {
+				return err
+			}
+		}
 	}
 	end, has := r.until, r.hasUntil
 	if !has && seen {
@@ -350,6 +417,11 @@ func (r *runner) apply(ctx context.Context, it iterator) error {
 			end++
 		}
 		if err := r.fire(end); err != nil {
+			return err
+		}
+	}
+	if r.dur != nil {
+		if err := r.checkpoint(ctx, true); err != nil {
 			return err
 		}
 	}
@@ -379,6 +451,9 @@ func (r *runner) applyOne(ev *operators.Event) error {
 	}
 	if err := r.save(ev.MemberID, s); err != nil {
 		return err
+	}
+	if r.dur != nil {
+		r.dur.markBatch(ev.MemberID, r.dr.batchStart)
 	}
 	return r.emit()
 }
@@ -423,6 +498,10 @@ func (r *runner) emit() error {
 			r.alertN[a.Type]++
 		}
 		r.line = a.AppendJSON(r.line[:0], a.TriggeredAt)
+		if r.dur != nil {
+			r.hold(a)
+			continue
+		}
 		r.line = append(r.line, '\n')
 		if _, err := r.out.Write(r.line); err != nil {
 			return fmt.Errorf("write alerts: %w", err)

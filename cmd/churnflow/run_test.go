@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/churnflow/churnflow/state"
+)
+
+// TestRunEndToEnd runs "churnflow run" in-process against the embedded
+// broker: events in, a dormancy alert out, a clean stop on cancel.
+func TestRunEndToEnd(t *testing.T) {
+	addr := startBroker(t, 1)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+
+	w := &kafka.Writer{Addr: kafka.TCP(addr), RequiredAcks: kafka.RequireAll, Balancer: &kafka.Murmur2Balancer{}, BatchTimeout: 5 * time.Millisecond}
+	err := w.WriteMessages(ctx,
+		kafka.Message{Topic: "churnflow.activity", Key: []byte("M0001"), Value: []byte(`{"event_id":"en-1","type":"enrolment","member_id":"M0001","occurred_at":"2025-01-01T09:00:00Z","tier":"gold","region":"north"}`)},
+		kafka.Message{Topic: "churnflow.bookings", Key: []byte("M0001"), Value: []byte(`{"event_id":"bk-1","type":"booking","member_id":"M0001","occurred_at":"2025-01-02T10:00:00Z","amount":420.5,"distance_km":1250,"segments":1,"discount":0.85,"product":"flight"}`)},
+		kafka.Message{Topic: "churnflow.activity", Key: []byte("M0002"), Value: []byte(`{"event_id":"lg-2","type":"login","member_id":"M0002","occurred_at":"2025-05-01T08:00:00Z"}`)},
+		kafka.Message{Topic: "churnflow.activity", Key: []byte("M0003"), Value: []byte(`{not json`)},
+	)
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "churnflow.yaml")
+	if err := os.WriteFile(cfgFile, []byte("kafka:\n  group: e2e\nlog:\n  level: debug\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var out, errb syncBuffer
+	s := streams{in: strings.NewReader(""), out: &out, err: &errb, getenv: func(k string) (string, bool) {
+		v, ok := map[string]string{
+			"CHURNFLOW_KAFKA_BROKERS": addr,
+			"CHURNFLOW_STATE":         filepath.Join(dir, "state"),
+		}[k]
+		return v, ok
+	}}
+	done := make(chan int, 1)
+	go func() { done <- execute(runCtx, []string{"run", "--config", cfgFile, "--memory", "64MiB"}, s) }()
+
+	alert := readAlert(t, ctx, addr, "churnflow.alerts.dormancy", done, &errb)
+	if alert.Key != "M0001" || alert.ID != "dormancy:M0001:2025-04-02" {
+		t.Errorf("dormancy alert: key %q id %q", alert.Key, alert.ID)
+	}
+	dead := readAlert(t, ctx, addr, "churnflow.dlq", done, &errb)
+	if dead.Key != "M0003" {
+		t.Errorf("dead letter key %q", dead.Key)
+	}
+
+	stop()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Fatalf("run exit %d: %s", code, errb.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("run did not stop on cancel: %s", errb.String())
+	}
+	logs := errb.String()
+	for _, l := range strings.Split(strings.TrimSpace(logs), "\n") {
+		if !json.Valid([]byte(l)) {
+			t.Fatalf("log line is not JSON (format auto, not a terminal): %q", l)
+		}
+	}
+	for _, want := range []string{`"message":"churnflow run: start"`, `"message":"churnflow run: stopped"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %s:\n%s", want, logs)
+		}
+	}
+	// The state directory is released: a second run can open it.
+	code, _, stderr := run(t, "", map[string]string{"CHURNFLOW_BROKERS": "127.0.0.1:1"}, "run", "--state", filepath.Join(dir, "state"))
+	if code != exitFatal || !strings.Contains(stderr, "cannot reach any Kafka broker") {
+		t.Errorf("after stop: exit %d %q; want the broker error, not a locked state", code, stderr)
+	}
+}
+
+type readMsg struct{ Key, ID string }
+
+// readAlert returns the first message of topic, failing if run exits first.
+func readAlert(t *testing.T, ctx context.Context, addr, topic string, done chan int, logs *syncBuffer) readMsg {
+	t.Helper()
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, Topic: topic, Partition: 0, MaxWait: 500 * time.Millisecond})
+	defer r.Close()
+	got := make(chan kafka.Message, 1)
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	go func() {
+		m, err := r.ReadMessage(rctx)
+		if err == nil {
+			got <- m
+		}
+		close(got)
+	}()
+	select {
+	case m, ok := <-got:
+		if !ok {
+			t.Fatalf("no message on %s: %s", topic, logs.String())
+		}
+		var v struct {
+			ID string `json:"alert_id"`
+		}
+		json.Unmarshal(m.Value, &v)
+		return readMsg{Key: string(m.Key), ID: v.ID}
+	case code := <-done:
+		t.Fatalf("run exited %d before a message on %s: %s", code, topic, logs.String())
+	}
+	return readMsg{}
+}
+
+func TestRunStateErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := run(t, "", nil, "run", "--state", file)
+	if code != exitFatal || !strings.Contains(stderr, "state.dir") || !strings.Contains(stderr, "--state") {
+		t.Fatalf("state dir is a file: exit %d %q", code, stderr)
+	}
+}
+
+func TestSetMemoryLimit(t *testing.T) {
+	before := debug.SetMemoryLimit(-1)
+	limit, restore := setMemoryLimit(func(string) (string, bool) { return "", false }, 256<<20)
+	if want := state.RecommendedMemoryLimit(256 << 20); limit != want || debug.SetMemoryLimit(-1) != want {
+		t.Errorf("limit %d, in effect %d, want %d", limit, debug.SetMemoryLimit(-1), want)
+	}
+	restore()
+	if got := debug.SetMemoryLimit(-1); got != before {
+		t.Errorf("not restored: %d, was %d", got, before)
+	}
+	_, restore = setMemoryLimit(func(k string) (string, bool) { return "1GiB", k == "GOMEMLIMIT" }, 256<<20)
+	if restore != nil || debug.SetMemoryLimit(-1) != before {
+		t.Error("GOMEMLIMIT in the environment must win")
+	}
+}
+
+func TestLoggerFormats(t *testing.T) {
+	for _, c := range []struct {
+		format string
+		json   bool
+	}{{"json", true}, {"auto", true}, {"console", false}} {
+		var b strings.Builder
+		log := newLogger(&b, LogConfig{Level: "info", Format: c.format})
+		log.Debug().Msg("hidden")
+		log.Info().Str("k", "v").Msg("shown")
+		out := strings.TrimSpace(b.String())
+		if strings.Contains(out, "hidden") || !strings.Contains(out, "shown") || json.Valid([]byte(out)) != c.json {
+			t.Errorf("format %s: %q", c.format, out)
+		}
+	}
+}

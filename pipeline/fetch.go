@@ -1,0 +1,172 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+)
+
+// Fetch tuning. fetchMaxWait is sent to the broker as the fetch's max wait;
+// kafka-go's Reader misbehaves below ~250 ms (DESIGN.md, pitfalls), and an
+// idle partition costs one empty fetch per fetchMaxWait.
+const (
+	fetchMaxWait  = 500 * time.Millisecond
+	fetchMaxBytes = 1 << 20
+	fetchSlack    = 10 * time.Second // read deadline beyond fetchMaxWait
+	backoffMin    = 100 * time.Millisecond
+	backoffMax    = 5 * time.Second
+)
+
+// fetchResult is one fetch of one topic-partition: the records (possibly
+// none), the high-water mark as of the fetch, and the next offset to fetch.
+type fetchResult struct {
+	msgs []kafka.Message
+	hwm  int64
+	next int64
+}
+
+// fetcher reads one topic-partition with its own connection to the leader
+// and hands the fetches to the worker over ch. Every fetch, empty or not,
+// carries the high-water mark, which tells the worker whether the topic is
+// caught up.
+type fetcher struct {
+	topic     string
+	partition int
+	start     int64 // first offset to read; -1: the earliest
+	brokers   []string
+	dialer    *kafka.Dialer
+	log       zerolog.Logger
+	ch        chan fetchResult
+}
+
+// run fetches until ctx ends. It retries connection and fetch errors with
+// back-off; it never gives up while ctx lives.
+func (f *fetcher) run(ctx context.Context) {
+	defer close(f.ch)
+	var conn *kafka.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
+	next := f.start
+	backoff := time.Duration(0)
+	fail := func(what string, err error) bool {
+		if conn != nil {
+			conn.Close()
+			conn = nil
+		}
+		backoff = min(max(2*backoff, backoffMin), backoffMax)
+		f.log.Warn().Err(err).Str("topic", f.topic).Int("partition", f.partition).Dur("retry_in", backoff).Msg(what)
+		return sleep(ctx, backoff)
+	}
+	for ctx.Err() == nil {
+		if conn == nil {
+			c, err := f.connect(ctx, next)
+			if err != nil {
+				if !fail("connect to partition leader", err) {
+					return
+				}
+				continue
+			}
+			conn = c
+			if next < 0 {
+				next, _ = conn.Offset()
+			}
+		}
+		if err := conn.SetReadDeadline(time.Now().Add(fetchMaxWait + fetchSlack)); err != nil {
+			if !fail("set read deadline", err) {
+				return
+			}
+			continue
+		}
+		batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: fetchMaxBytes, MaxWait: fetchMaxWait})
+		var msgs []kafka.Message
+		for {
+			m, err := batch.ReadMessage()
+			if err != nil {
+				break
+			}
+			msgs = append(msgs, m)
+		}
+		hwm := batch.HighWaterMark()
+		err := batch.Close()
+		if errors.Is(err, kafka.RequestTimedOut) {
+			// kafka-go's word for a fetch that found nothing new within
+			// MaxWait: an empty fetch, with a valid high-water mark.
+			err = nil
+		}
+		if len(msgs) > 0 {
+			next = msgs[len(msgs)-1].Offset + 1
+			select {
+			case f.ch <- fetchResult{msgs: msgs, hwm: max(hwm, next), next: next}:
+			case <-ctx.Done():
+				return
+			}
+		}
+		if err != nil {
+			if errors.Is(err, kafka.OffsetOutOfRange) {
+				f.log.Warn().Str("topic", f.topic).Int("partition", f.partition).Int64("offset", next).
+					Msg("offset out of range (retention or a recreated topic): reading from the earliest offset")
+				next = -1
+			}
+			if !fail("fetch", err) {
+				return
+			}
+			continue
+		}
+		backoff = 0
+		if len(msgs) == 0 {
+			select {
+			case f.ch <- fetchResult{hwm: hwm, next: next}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// connect dials the partition's leader and seeks to offset (-1: earliest).
+func (f *fetcher) connect(ctx context.Context, offset int64) (*kafka.Conn, error) {
+	var errs []error
+	for _, b := range f.brokers {
+		conn, err := f.dialer.DialLeader(ctx, "tcp", b, f.topic, f.partition)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if offset < 0 {
+			_, err = conn.Seek(0, kafka.SeekStart)
+		} else {
+			_, err = conn.Seek(offset, kafka.SeekAbsolute)
+		}
+		if errors.Is(err, kafka.OffsetOutOfRange) {
+			f.log.Warn().Str("topic", f.topic).Int("partition", f.partition).Int64("offset", offset).
+				Msg("stored offset out of range (retention or a recreated topic): reading from the earliest offset")
+			_, err = conn.Seek(0, kafka.SeekStart)
+		}
+		if err != nil {
+			conn.Close()
+			errs = append(errs, fmt.Errorf("seek to %d: %w", offset, err))
+			continue
+		}
+		return conn, nil
+	}
+	return nil, errors.Join(errs...)
+}
+
+// sleep waits d or until ctx ends; it reports whether ctx is still alive.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

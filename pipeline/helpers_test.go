@@ -1,0 +1,409 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/churnflow/churnflow/internal/devbroker"
+	"github.com/churnflow/churnflow/internal/gen"
+	"github.com/churnflow/churnflow/internal/replay"
+	"github.com/churnflow/churnflow/operators"
+	"github.com/churnflow/churnflow/pipeline"
+	"github.com/churnflow/churnflow/state"
+)
+
+// testClock is a settable wall clock.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+func startBroker(t *testing.T, partitions int32) *devbroker.Broker {
+	t.Helper()
+	cfg := devbroker.DefaultConfig()
+	cfg.Listen, cfg.Partitions = "127.0.0.1:0", partitions
+	b, err := devbroker.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+func openStore(t *testing.T) *state.Store {
+	t.Helper()
+	opts := state.DefaultOptions(t.TempDir())
+	opts.MemoryBudget = 32 << 20
+	opts.GCInterval = 0
+	s, err := state.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+func newEngine(t *testing.T) *operators.Engine {
+	t.Helper()
+	g, err := operators.NewEngine(operators.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func testLogger(t *testing.T) zerolog.Logger {
+	if testing.Verbose() {
+		return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
+	}
+	return zerolog.Nop()
+}
+
+// produce writes msgs (Topic and Key set) in order, keyed like the
+// pipeline's producer, and waits for the acks.
+func produce(t *testing.T, addr string, msgs []kafka.Message) {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(addr), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
+		BatchTimeout: time.Millisecond, BatchSize: 1000}
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	for len(msgs) > 0 {
+		n := min(len(msgs), 5000)
+		if err := w.WriteMessages(ctx, msgs[:n]...); err != nil {
+			t.Fatal(err)
+		}
+		msgs = msgs[n:]
+	}
+}
+
+// readTopic reads every record of every partition of topic, up to the
+// high-water marks of the moment.
+func readTopic(t *testing.T, addr, topic string) []kafka.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	conn, err := kafka.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := conn.ReadPartitions(topic)
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []kafka.Message
+	for _, p := range parts {
+		c, err := kafka.DialLeader(ctx, "tcp", addr, topic, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, last, err := c.ReadOffsets()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Seek(first, kafka.SeekAbsolute); err != nil {
+			t.Fatal(err)
+		}
+		for off := first; off < last; {
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			b := c.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 500 * time.Millisecond})
+			for {
+				m, err := b.ReadMessage()
+				if err != nil {
+					break
+				}
+				out = append(out, m)
+				off = m.Offset + 1
+			}
+			if err := b.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.Close()
+	}
+	return out
+}
+
+// header returns a header's value.
+func header(m kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// genRecords generates a population: its good records, in stream order.
+func genRecords(t *testing.T, members, days int, seed uint64) (gen.Config, []gen.Record) {
+	t.Helper()
+	cfg := gen.DefaultConfig()
+	cfg.Members, cfg.Days, cfg.Seed = members, days, seed
+	cfg.Tiers = operators.DefaultConfig().Tiers
+	s, err := gen.NewStream(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []gen.Record
+	var r gen.Record
+	for s.Next(&r) {
+		if r.Bad != "" {
+			continue
+		}
+		c := r
+		c.Raw = nil
+		recs = append(recs, c)
+	}
+	return cfg, recs
+}
+
+// toMessages turns good records into Kafka messages on their topics.
+func toMessages(recs []gen.Record, topics pipeline.Topics) []kafka.Message {
+	msgs := make([]kafka.Message, len(recs))
+	for i := range recs {
+		r := &recs[i]
+		topic := topics.Activity
+		if r.Topic == gen.TopicBookings {
+			topic = topics.Bookings
+		}
+		msgs[i] = kafka.Message{Topic: topic, Key: []byte(r.Member), Value: r.AppendJSON(nil)}
+	}
+	return msgs
+}
+
+// replayAlerts runs internal/replay over the records and returns the
+// alert ids, firing timers up to until (inclusive). The input is ordered
+// as the pipeline applies it: by (occurred_at, topic: bookings first),
+// each topic in production order; replay keeps input order at equal times.
+func replayAlerts(t *testing.T, g *operators.Engine, recs []gen.Record, until time.Time) map[string]bool {
+	t.Helper()
+	ordered := slices.Clone(recs)
+	slices.SortStableFunc(ordered, func(a, b gen.Record) int {
+		switch {
+		case a.At != b.At:
+			return int(a.At - b.At)
+		case a.Topic != b.Topic:
+			return int(a.Topic) - int(b.Topic)
+		}
+		return 0
+	})
+	var in bytes.Buffer
+	for i := range ordered {
+		in.Write(ordered[i].AppendJSON(nil))
+		in.WriteByte('\n')
+	}
+	var out bytes.Buffer
+	sum, err := replay.Run(t.Context(), replay.Config{Engine: g, Until: until}, &in, &out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.RejectedTotal != 0 || sum.AfterUntil != 0 {
+		t.Fatalf("replay rejected %d records and skipped %d after until", sum.RejectedTotal, sum.AfterUntil)
+	}
+	ids := map[string]bool{}
+	dec := json.NewDecoder(&out)
+	for {
+		var a struct {
+			AlertID string `json:"alert_id"`
+		}
+		if err := dec.Decode(&a); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		ids[a.AlertID] = true
+	}
+	return ids
+}
+
+// runPipeline starts p.Run and returns a stop function that cancels it and
+// checks that Run returns nil within a bound.
+func runPipeline(t *testing.T, p *pipeline.Pipeline) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("Run did not return within 30s of cancel")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// alertJSON is the structure every alert must have.
+type alertJSON struct {
+	AlertID       string          `json:"alert_id"`
+	Type          string          `json:"type"`
+	MemberID      string          `json:"member_id"`
+	TriggeredAt   time.Time       `json:"triggered_at"`
+	EmittedAt     time.Time       `json:"emitted_at"`
+	Reason        string          `json:"reason"`
+	Severity      string          `json:"severity"`
+	Member        json.RawMessage `json:"member"`
+	SchemaVersion int             `json:"schema_version"`
+}
+
+// collectAlerts reads the alert topics and returns the count per alert id,
+// checking each record's structure, key and headers.
+func collectAlerts(t *testing.T, addr string, topics pipeline.Topics, strict bool) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	for _, topic := range []string{topics.Dormancy, topics.Retention, topics.Nudges, topics.Segments} {
+		for _, m := range readTopic(t, addr, topic) {
+			var a alertJSON
+			dec := json.NewDecoder(bytes.NewReader(m.Value))
+			if err := dec.Decode(&a); err != nil {
+				t.Fatalf("alert on %s does not parse: %v: %s", topic, err, m.Value)
+			}
+			if strict {
+				switch {
+				case a.AlertID == "" || a.Type == "" || a.MemberID == "" || a.TriggeredAt.IsZero() || a.EmittedAt.IsZero() ||
+					a.SchemaVersion != operators.AlertSchemaVersion || len(a.Member) == 0:
+					t.Errorf("alert on %s misses fields: %s", topic, m.Value)
+				case string(m.Key) != a.MemberID:
+					t.Errorf("alert %s has key %q", a.AlertID, m.Key)
+				case header(m, pipeline.HeaderAlertID) != a.AlertID || header(m, pipeline.HeaderAlertType) != a.Type:
+					t.Errorf("alert %s has headers %v", a.AlertID, m.Headers)
+				case topics.ForAlert(mustType(t, a.Type).Topic()) != topic:
+					t.Errorf("alert %s of type %s on topic %s", a.AlertID, a.Type, topic)
+				}
+			}
+			got[a.AlertID]++
+		}
+	}
+	return got
+}
+
+func mustType(t *testing.T, s string) operators.AlertType {
+	at, ok := operators.ParseAlertType(s)
+	if !ok {
+		t.Fatalf("unknown alert type %q", s)
+	}
+	return at
+}
+
+func contextWithTimeout(t *testing.T, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(t.Context(), d)
+}
+
+// waitFor polls cond every 200ms until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// inputEnds returns the high-water mark of every partition of topic.
+func inputEnds(t *testing.T, addr, topic string) map[int]int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	conn, err := kafka.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := conn.ReadPartitions(topic)
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]int64{}
+	for _, p := range parts {
+		c, err := kafka.DialLeader(ctx, "tcp", addr, topic, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, last, err := c.ReadOffsets()
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[p.ID] = last
+	}
+	return out
+}
+
+// caughtUp reports whether the store's committed offsets reached the ends.
+func caughtUp(t *testing.T, s *state.Store, topics pipeline.Topics, ends map[string]map[int]int64) bool {
+	t.Helper()
+	for topic, parts := range ends {
+		for p, end := range parts {
+			offs, err := s.Partition(state.Partition(p)).Offsets()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if end > 0 && offs[topic] < end {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// checkNoPipelineGoroutines fails if a goroutine of the pipeline package
+// (workers, fetchers, their timers) is still running after Run returned.
+func checkNoPipelineGoroutines(t *testing.T) {
+	t.Helper()
+	var left string
+	for range 20 {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		left = ""
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "churnflow/pipeline.") && !strings.Contains(g, "pipeline_test.") {
+				left = g
+				break
+			}
+		}
+		if left == "" {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("a pipeline goroutine is still running after Run returned:\n%s", left)
+}

@@ -1,0 +1,108 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/churnflow/churnflow/state"
+)
+
+// Producer tuning.
+const (
+	// produceChunk is the most records handed to one WriteMessages call.
+	produceChunk = 5000
+	// produceBatchBytes keeps a produce request under the embedded broker's
+	// 1 MiB limit (DESIGN.md, pitfalls).
+	produceBatchBytes = 1 << 20
+)
+
+// outRecord is an outbox record with its sequence number.
+type outRecord struct {
+	seq uint64
+	rec state.OutboxRecord
+}
+
+// producer writes outbox records with acks=all and a key-hashing balancer.
+// It is shared by the workers (kafka.Writer is safe for concurrent use);
+// each worker writes its own partition's records in seq order, and a member
+// always hashes to the same output partition, so per-member order holds.
+type producer struct {
+	w   *kafka.Writer
+	log zerolog.Logger
+}
+
+func newProducer(cfg *Config, log zerolog.Logger) *producer {
+	w := &kafka.Writer{
+		Addr:         kafka.TCP(cfg.Brokers...),
+		Balancer:     &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll,
+		BatchTimeout: cfg.ProduceBatchTimeout,
+		BatchSize:    1000,
+		BatchBytes:   produceBatchBytes,
+		MaxAttempts:  3,
+		// Topics are per message; the writer's own Topic stays empty.
+	}
+	if d := cfg.Dialer; d != nil {
+		w.Transport = &kafka.Transport{Dial: d.DialFunc, TLS: d.TLS, SASL: d.SASLMechanism, ClientID: d.ClientID}
+	}
+	return &producer{w: w, log: log}
+}
+
+// write sends recs in order and returns once the broker acknowledged every
+// one. While the broker is away it retries with exponential back-off (up
+// to backoffMax), from the first record not acknowledged onwards, so a
+// member's records are never reordered (a retry may duplicate records:
+// at-least-once). It gives up only when ctx ends, returning ctx's error.
+func (pr *producer) write(ctx context.Context, recs []outRecord) error {
+	msgs := make([]kafka.Message, len(recs))
+	for i := range recs {
+		r := &recs[i].rec
+		m := kafka.Message{Topic: r.Topic, Key: r.Key, Value: r.Value}
+		if len(r.Headers) > 0 {
+			keys := make([]string, 0, len(r.Headers))
+			for k := range r.Headers {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			m.Headers = make([]kafka.Header, len(keys))
+			for j, k := range keys {
+				m.Headers[j] = kafka.Header{Key: k, Value: []byte(r.Headers[k])}
+			}
+		}
+		msgs[i] = m
+	}
+	backoff := time.Duration(0)
+	for len(msgs) > 0 {
+		n := min(len(msgs), produceChunk)
+		err := pr.w.WriteMessages(ctx, msgs[:n]...)
+		if err == nil {
+			msgs, backoff = msgs[n:], 0
+			continue
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		first := 0
+		var we kafka.WriteErrors
+		if errors.As(err, &we) {
+			for first < len(we) && we[first] == nil {
+				first++
+			}
+		}
+		msgs = msgs[first:]
+		backoff = min(max(2*backoff, backoffMin), backoffMax)
+		pr.log.Warn().Err(err).Int("pending", len(msgs)).Dur("retry_in", backoff).Msg("produce outbox")
+		if !sleep(ctx, backoff) {
+			return fmt.Errorf("produce outbox: %w", ctx.Err())
+		}
+	}
+	return nil
+}
+
+func (pr *producer) close() error { return pr.w.Close() }

@@ -1,0 +1,601 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/churnflow/churnflow/operators"
+	"github.com/churnflow/churnflow/state"
+)
+
+// ReasonKeyMismatch dead-letters a record whose Kafka key is not its
+// member_id: keyed by anything else it may sit on another partition than
+// the member's other events, whose state lives elsewhere.
+const ReasonKeyMismatch operators.Reason = "key_mismatch"
+
+// Dead-letter and alert headers.
+const (
+	HeaderAlertID         = "alert_id"
+	HeaderAlertType       = "alert_type"
+	HeaderSourceTopic     = "source_topic"
+	HeaderSourcePartition = "source_partition"
+	HeaderSourceOffset    = "source_offset"
+	HeaderReason          = "reason"
+	HeaderError           = "error"
+)
+
+// Topic indexes in a worker: bookings sort before activity at equal times.
+const (
+	tBookings = 0
+	tActivity = 1
+)
+
+// rejected is the sort key of a rejected record: it goes out first, it
+// changes no state.
+const rejected = math.MinInt64
+
+// pending is a fetched record waiting to be applied.
+type pending struct {
+	msg    kafka.Message
+	ev     operators.Event
+	t      int64 // occurred_at, or rejected
+	reason operators.Reason
+	errMsg string
+}
+
+// input is one topic of the worker's partition.
+type input struct {
+	name    string
+	ch      chan fetchResult
+	buf     []*pending
+	head    int
+	hwm     int64
+	fetched int64 // next offset to fetch, as of the last fetch
+	known   bool  // a fetch has arrived: hwm and fetched are meaningful
+	applied int64 // next offset after the last applied record; -1: none yet
+	dirty   bool  // applied changed since the last commit
+}
+
+func (in *input) buffered() int { return len(in.buf) - in.head }
+
+func (in *input) peek() *pending {
+	if in.head < len(in.buf) {
+		return in.buf[in.head]
+	}
+	return nil
+}
+
+func (in *input) pop() *pending {
+	p := in.buf[in.head]
+	in.buf[in.head] = nil
+	in.head++
+	if in.head == len(in.buf) {
+		in.buf, in.head = in.buf[:0], 0
+	}
+	return p
+}
+
+// caughtUp reports whether every record up to the high-water mark of the
+// last fetch has been fetched and applied.
+func (in *input) caughtUp() bool { return in.known && in.fetched >= in.hwm && in.buffered() == 0 }
+
+// member is a member state held for one batch.
+type member struct {
+	s       operators.MemberState
+	prevDue int64
+	found   bool
+}
+
+// worker processes partition p of both input topics.
+type worker struct {
+	p        *Pipeline
+	part     int
+	ps       *state.PartitionStore
+	gen      *kafka.Generation
+	prod     *producer
+	dec      *operators.Decoder
+	log      zerolog.Logger
+	in       [2]input
+	lateness int64
+
+	maxEvent    int64 // largest occurred_at applied; 0: none
+	wm          int64 // watermark timers have fired up to (exclusive); never decreases
+	lastArrival time.Time
+	moreTimers  bool
+	firstBuf    time.Time // when the oldest buffered record arrived
+	flushCtx    context.Context
+}
+
+func newWorker(p *Pipeline, part int, gen *kafka.Generation, prod *producer) *worker {
+	dec := operators.NewDecoder(p.engine.Config().TierNames())
+	dec.MaxBytes = p.cfg.MaxEventBytes
+	w := &worker{
+		p: p, part: part, gen: gen, prod: prod, dec: dec,
+		ps:       p.store.Partition(state.Partition(part)),
+		log:      p.log.With().Int("partition", part).Logger(),
+		lateness: int64(p.cfg.Lateness / time.Second),
+	}
+	w.in[tBookings].name = p.cfg.Topics.Bookings
+	w.in[tActivity].name = p.cfg.Topics.Activity
+	return w
+}
+
+// bufferCap bounds each topic's buffer of fetched records: beyond it the
+// worker stops taking fetches and the fetcher waits.
+func (w *worker) bufferCap() int { return 4 * w.p.cfg.BatchMax }
+
+// run processes the partition until ctx ends (the generation ended or the
+// pipeline stops): first it flushes the outbox, then it reads both topics
+// from the offsets committed with the state. It returns nil when ctx ended
+// and an error only for what cannot be retried (the state store).
+func (w *worker) run(ctx context.Context) error {
+	flushCtx, flushCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer flushCancel()
+	stopGrace := context.AfterFunc(ctx, func() { time.AfterFunc(shutdownGrace, flushCancel) })
+	defer stopGrace()
+	w.flushCtx = flushCtx
+
+	w.log.Info().Msg("partition worker started")
+	if err := w.flushOutbox(); err != nil {
+		if ctx.Err() != nil || flushCtx.Err() != nil {
+			return nil
+		}
+		return &PartitionError{w.part, err}
+	}
+	offs, err := w.ps.Offsets()
+	if err != nil {
+		return &PartitionError{w.part, err}
+	}
+	fctx, fcancel := context.WithCancel(ctx)
+	var fwg sync.WaitGroup
+	defer func() {
+		fcancel()
+		for i := range w.in {
+			for range w.in[i].ch { // unblock the fetcher
+			}
+		}
+		fwg.Wait()
+	}()
+	for i := range w.in {
+		in := &w.in[i]
+		start, ok := offs[in.name]
+		if !ok {
+			start = -1
+		}
+		in.applied = start
+		in.ch = make(chan fetchResult, 2)
+		f := &fetcher{topic: in.name, partition: w.part, start: start, brokers: w.p.cfg.Brokers,
+			dialer: w.p.dialer, log: w.log, ch: in.ch}
+		fwg.Add(1)
+		go func() { defer fwg.Done(); f.run(fctx) }()
+	}
+	w.log.Info().Int64("bookings_offset", offs[w.in[tBookings].name]).Int64("activity_offset", offs[w.in[tActivity].name]).
+		Msg("partition seeked to stored offsets")
+	w.lastArrival = w.p.clock()
+
+	stalled := false
+	for ctx.Err() == nil {
+		if !w.gather(ctx, stalled) {
+			break
+		}
+		progress, err := w.batch(ctx)
+		if err != nil {
+			return &PartitionError{w.part, err}
+		}
+		stalled = !progress
+	}
+	w.log.Info().Msg("partition worker stopped")
+	return nil
+}
+
+// take moves a fetch result into its topic's buffer, decoding and
+// validating each record.
+func (w *worker) take(ti int, r fetchResult) {
+	in := &w.in[ti]
+	in.hwm, in.fetched, in.known = r.hwm, r.next, true
+	if len(r.msgs) == 0 {
+		return
+	}
+	now := w.p.clock()
+	w.lastArrival = now
+	if w.firstBuf.IsZero() {
+		w.firstBuf = time.Now()
+	}
+	future := now.Add(w.p.cfg.MaxFuture).Unix()
+	for i := range r.msgs {
+		pd := &pending{msg: r.msgs[i]}
+		w.validate(ti, pd, future)
+		in.buf = append(in.buf, pd)
+	}
+}
+
+func (w *worker) validate(ti int, pd *pending, future int64) {
+	reject := func(r operators.Reason, msg string) {
+		pd.t, pd.reason, pd.errMsg = rejected, r, msg
+	}
+	if err := w.dec.Decode(pd.msg.Value, &pd.ev); err != nil {
+		reject(operators.ReasonOf(err), err.Error())
+		return
+	}
+	ev := &pd.ev
+	switch {
+	case ti == tBookings && !ev.Type.IsBookingTopic():
+		reject(operators.ReasonWrongTopic, "a "+strconv.Quote(ev.TypeName)+" event on the bookings topic (only booking and cancellation belong there)")
+	case ti == tActivity && ev.Type.IsBookingTopic():
+		reject(operators.ReasonWrongTopic, "a "+strconv.Quote(ev.TypeName)+" event on the activity topic (it belongs on the bookings topic)")
+	case string(pd.msg.Key) != string(ev.MemberID):
+		reject(ReasonKeyMismatch, "the message key is not the event's member_id")
+	case ev.OccurredAt > future:
+		reject(operators.ReasonFuture, "occurred_at is more than "+w.p.cfg.MaxFuture.String()+" after the wall clock")
+	default:
+		pd.t = ev.OccurredAt
+	}
+}
+
+// drain takes every fetch result available without blocking, up to the
+// buffer cap.
+func (w *worker) drain() {
+	for i := range w.in {
+		in := &w.in[i]
+		for in.ch != nil && in.buffered() < w.bufferCap() {
+			select {
+			case r, ok := <-in.ch:
+				if !ok {
+					in.ch = nil
+					break
+				}
+				w.take(i, r)
+				continue
+			default:
+			}
+			break
+		}
+	}
+}
+
+// gather waits until there is a batch's worth of work: BatchMax records
+// buffered, records buffered for BatchWait, timers left over, or an idle
+// watermark to advance. stalled says the last round could apply nothing
+// (one topic held back): then it waits for a fetch first. It returns false
+// when ctx ended.
+func (w *worker) gather(ctx context.Context, stalled bool) bool {
+	for {
+		if ctx.Err() != nil {
+			return false
+		}
+		w.drain()
+		n := w.in[0].buffered() + w.in[1].buffered()
+		var wait time.Duration
+		switch {
+		case stalled:
+			wait = time.Second
+			stalled = false
+		case w.moreTimers || n >= w.p.cfg.BatchMax:
+			return true
+		case n > 0:
+			left := w.p.cfg.BatchWait - time.Since(w.firstBuf)
+			if left <= 0 {
+				return true
+			}
+			wait = left
+		default:
+			if w.watermark() > w.wm {
+				return true
+			}
+			wait = time.Second
+		}
+		var c0, c1 chan fetchResult
+		if w.in[0].buffered() < w.bufferCap() {
+			c0 = w.in[0].ch
+		}
+		if w.in[1].buffered() < w.bufferCap() {
+			c1 = w.in[1].ch
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case r, ok := <-c0:
+			if ok {
+				w.take(0, r)
+			} else {
+				w.in[0].ch = nil
+			}
+		case r, ok := <-c1:
+			if ok {
+				w.take(1, r)
+			} else {
+				w.in[1].ch = nil
+			}
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// next returns the next record to apply in (occurred_at, topic, offset)
+// order, or nil. A topic's records are held back while the other topic
+// has no buffered record and is not caught up: a record from it may still
+// come first. Rejected records go at once.
+func (w *worker) next() *pending {
+	b, a := w.in[tBookings].peek(), w.in[tActivity].peek()
+	switch {
+	case b != nil && a != nil:
+		if a.t < b.t {
+			return w.in[tActivity].pop()
+		}
+		return w.in[tBookings].pop()
+	case b != nil:
+		if b.t == rejected || w.in[tActivity].caughtUp() {
+			return w.in[tBookings].pop()
+		}
+	case a != nil:
+		if a.t == rejected || w.in[tBookings].caughtUp() {
+			return w.in[tActivity].pop()
+		}
+	}
+	return nil
+}
+
+// watermark returns the watermark the partition may fire timers up to:
+// the largest occurred_at applied minus Lateness, or, when the partition
+// is caught up on both topics and idle for IdleAfter, the wall clock
+// minus Lateness; never less than before.
+func (w *worker) watermark() int64 {
+	wm := w.wm
+	if w.maxEvent != 0 {
+		wm = max(wm, w.maxEvent-w.lateness)
+	}
+	if w.in[0].caughtUp() && w.in[1].caughtUp() {
+		now := w.p.clock()
+		if now.Sub(w.lastArrival) >= w.p.cfg.IdleAfter {
+			wm = max(wm, now.Unix()-w.lateness)
+		}
+	}
+	return wm
+}
+
+// batch applies up to BatchMax records and fires the timers due before the
+// watermark, commits it all in one state batch, produces the outbox records
+// and acknowledges them. It reports whether it did anything.
+func (w *worker) batch(ctx context.Context) (bool, error) {
+	cfg := &w.p.cfg
+	g := w.p.engine
+	b := w.ps.NewBatch()
+	committed := false
+	defer func() {
+		if !committed {
+			b.Discard()
+		}
+	}()
+	members := map[operators.MemberID]*member{}
+	get := func(id operators.MemberID) (*member, error) {
+		if m, ok := members[id]; ok {
+			return m, nil
+		}
+		m := &member{}
+		found, err := w.ps.Get(id, &m.s)
+		if err != nil {
+			return nil, err
+		}
+		m.found, m.prevDue = found, m.s.Due
+		members[id] = m
+		return m, nil
+	}
+	var (
+		alerts  []operators.Alert
+		dead    []*pending
+		applied int
+	)
+	for n := 0; n < cfg.BatchMax; n++ {
+		pd := w.next()
+		if pd == nil {
+			break
+		}
+		in := &w.in[tBookings]
+		if pd.msg.Topic == w.in[tActivity].name {
+			in = &w.in[tActivity]
+		}
+		in.applied, in.dirty = pd.msg.Offset+1, true
+		if pd.reason == "" {
+			seen, err := b.Seen(pd.ev.ID)
+			if err != nil {
+				return false, err
+			}
+			if seen {
+				pd.reason, pd.errMsg = operators.ReasonDuplicate, "event_id already applied within the dedup horizon"
+			}
+		}
+		if pd.reason != "" {
+			dead = append(dead, pd)
+			continue
+		}
+		ev := &pd.ev
+		m, err := get(ev.MemberID)
+		if err != nil {
+			return false, err
+		}
+		alerts, _ = g.Apply(&m.s, ev, alerts)
+		b.MarkSeen(ev.MemberID, ev.ID)
+		w.maxEvent = max(w.maxEvent, ev.OccurredAt)
+		applied++
+	}
+	if w.in[0].buffered()+w.in[1].buffered() == 0 {
+		w.firstBuf = time.Time{}
+	}
+
+	// Timers: every member of the batch, then the timers index, up to the
+	// watermark (exclusive), at most BatchMax members per round.
+	wm := w.watermark()
+	fired := 0
+	w.moreTimers = false
+	if wm > 0 {
+		for id, m := range members {
+			alerts = g.Advance(&m.s, id, wm, alerts)
+		}
+		var due []operators.MemberID
+		err := w.ps.Due(ctx, wm, cfg.BatchMax, func(id operators.MemberID, _ int64) error {
+			due = append(due, id)
+			return nil
+		})
+		if err != nil && ctx.Err() == nil {
+			return false, err
+		}
+		w.moreTimers = len(due) >= cfg.BatchMax
+		for _, id := range due {
+			if _, ok := members[id]; ok {
+				continue // advanced above, from its current state
+			}
+			m, err := get(id)
+			if err != nil {
+				return false, err
+			}
+			if !m.found {
+				continue
+			}
+			alerts = g.Advance(&m.s, id, wm, alerts)
+			fired++
+		}
+	}
+	advanced := wm > w.wm
+	w.wm = wm
+
+	if len(members) == 0 && len(dead) == 0 && !w.in[0].dirty && !w.in[1].dirty {
+		return advanced, nil
+	}
+	for id, m := range members {
+		switch {
+		case !m.s.IsNew():
+			b.Put(id, &m.s, m.prevDue)
+		case m.found:
+			b.Delete(id, m.prevDue)
+		}
+	}
+	emitted := w.p.clock().Unix()
+	out := make([]outRecord, 0, len(alerts)+len(dead))
+	for i := range alerts {
+		a := &alerts[i]
+		rec := state.OutboxRecord{
+			Topic:   cfg.Topics.ForAlert(a.Type.Topic()),
+			Key:     []byte(a.MemberID),
+			Value:   a.AppendJSON(nil, emitted),
+			Headers: map[string]string{HeaderAlertID: a.ID, HeaderAlertType: a.Type.String()},
+		}
+		out = append(out, outRecord{seq: b.Append(a.MemberID, rec), rec: rec})
+	}
+	for _, pd := range dead {
+		rec := state.OutboxRecord{
+			Topic: cfg.Topics.DeadLetter,
+			Key:   pd.msg.Key,
+			Value: pd.msg.Value,
+			Headers: map[string]string{
+				HeaderSourceTopic:     pd.msg.Topic,
+				HeaderSourcePartition: strconv.Itoa(pd.msg.Partition),
+				HeaderSourceOffset:    strconv.FormatInt(pd.msg.Offset, 10),
+				HeaderReason:          string(pd.reason),
+				HeaderError:           pd.errMsg,
+			},
+		}
+		out = append(out, outRecord{seq: b.Append("", rec), rec: rec})
+		w.log.Debug().Str("topic", pd.msg.Topic).Int64("offset", pd.msg.Offset).Str("reason", string(pd.reason)).
+			Str("error", pd.errMsg).Msg("dead letter")
+	}
+	commitOffsets := map[string]map[int]int64{}
+	for i := range w.in {
+		in := &w.in[i]
+		if in.dirty {
+			b.SetOffset(in.name, in.applied)
+			commitOffsets[in.name] = map[int]int64{w.part: in.applied}
+		}
+	}
+	committed = true
+	if err := b.Commit(context.WithoutCancel(ctx)); err != nil {
+		return false, err
+	}
+	w.in[0].dirty, w.in[1].dirty = false, false
+	clear(alerts) // drop references to the batch's member ids
+	w.log.Debug().Int("applied", applied).Int("dead_letters", len(dead)).Int("timers_fired", fired).
+		Int("members", len(members)).Int("outbox", len(out)).Int64("watermark", wm).Msg("batch committed")
+
+	if err := w.send(out); err != nil {
+		return true, nil // ctx ended: the records wait in the outbox
+	}
+	if len(commitOffsets) > 0 {
+		if err := w.gen.CommitOffsets(commitOffsets); err != nil {
+			w.log.Debug().Err(err).Msg("commit consumer group offsets (lag monitoring only)")
+		}
+	}
+	return true, nil
+}
+
+// send produces records and acknowledges them in the state store. It
+// returns an error only when the worker's flush context ended.
+func (w *worker) send(out []outRecord) error {
+	if len(out) == 0 {
+		return nil
+	}
+	if err := w.prod.write(w.flushCtx, out); err != nil {
+		w.log.Warn().Err(err).Int("records", len(out)).Msg("outbox not flushed; it is sent on the next assignment")
+		return err
+	}
+	seqs := make([]uint64, len(out))
+	for i := range out {
+		seqs[i] = out[i].seq
+	}
+	if err := w.ps.Ack(seqs...); err != nil {
+		// Not acknowledged: sent again on the next assignment (at least once).
+		w.log.Warn().Err(err).Msg("acknowledge outbox")
+	}
+	return nil
+}
+
+// errChunk stops an outbox scan after a chunk.
+var errChunk = errors.New("outbox chunk full")
+
+// flushOutbox sends what a previous run committed but did not get
+// acknowledged, in seq order, in chunks.
+func (w *worker) flushOutbox() error {
+	total := 0
+	for {
+		var recs []outRecord
+		err := w.ps.Outbox(w.flushCtx, func(seq uint64, rec state.OutboxRecord) error {
+			recs = append(recs, outRecord{seq: seq, rec: rec})
+			if len(recs) >= produceChunk {
+				return errChunk
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errChunk) {
+			return err
+		}
+		if len(recs) == 0 {
+			break
+		}
+		if err := w.prod.write(w.flushCtx, recs); err != nil {
+			return err
+		}
+		seqs := make([]uint64, len(recs))
+		for i := range recs {
+			seqs[i] = recs[i].seq
+		}
+		if err := w.ps.Ack(seqs...); err != nil {
+			return err
+		}
+		total += len(recs)
+		if len(recs) < produceChunk {
+			break
+		}
+	}
+	if total > 0 {
+		w.log.Info().Int("records", total).Msg("flushed outbox left by a previous run")
+	}
+	return nil
+}

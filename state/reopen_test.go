@@ -1,0 +1,52 @@
+package state
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+
+	"github.com/churnflow/churnflow/operators"
+)
+
+// TestReopenAfterCrashWithSmallerBudget: a writer with a large budget dies
+// (no Close), leaving a large write-ahead file; opening the directory with
+// the minimum budget must replay it, not exit the process (Badger exits
+// when the file does not fit the memtable arena).
+func TestReopenAfterCrashWithSmallerBudget(t *testing.T) {
+	if dir := os.Getenv("CHURNFLOW_STATE_REOPEN_CHILD"); dir != "" {
+		o := DefaultOptions(dir)
+		o.MemoryBudget, o.GCInterval = 1<<30, 0
+		s, err := Open(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := s.Partition(0).NewBatch()
+		for i := 0; i < 100; i++ {
+			st := testState(i, 0)
+			b.Put(mid(i), &st, 0)
+		}
+		b.SetOffset("in", 100)
+		if err := b.Commit(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		os.Exit(0) // a crash: no Close, the write-ahead file stays
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestReopenAfterCrashWithSmallerBudget$")
+	cmd.Env = append(os.Environ(), "CHURNFLOW_STATE_REOPEN_CHILD="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if memTableNeeded(dir) <= splitMemory(16*mib).MemTable {
+		t.Fatalf("the child left no write-ahead file larger than a small memtable (need %d)", memTableNeeded(dir))
+	}
+	s := openTest(t, dir, func(o *Options) { o.MemoryBudget = 16 * mib })
+	off, err := s.Partition(0).Offsets()
+	if err != nil || off["in"] != 100 {
+		t.Fatalf("offsets after reopen: %v, %v", off, err)
+	}
+	var st operators.MemberState
+	if ok, err := s.Partition(0).Get(mid(42), &st); !ok || err != nil {
+		t.Fatalf("member 42 after reopen: %v, %v", ok, err)
+	}
+}
