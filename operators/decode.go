@@ -22,6 +22,9 @@ const (
 	ReasonFuture       Reason = "future_timestamp"
 	ReasonDuplicate    Reason = "duplicate"
 	ReasonWrongTopic   Reason = "wrong_topic"
+	// ReasonKeyMismatch: the Kafka message key is not the event's member_id
+	// (the record would land in another member's partition).
+	ReasonKeyMismatch Reason = "key_mismatch"
 )
 
 // ValidationError says which field of an event is wrong and how. Its Error

@@ -155,7 +155,7 @@ func TestBadInput(t *testing.T) {
 		{act(member, login("bad-5", `,"padding":"`+strings.Repeat("x", 5000)+`"`)), operators.ReasonOversize},
 		{msgs[mid], operators.ReasonDuplicate}, // the same record again, right after it
 		{act(member, fmt.Appendf(nil, `{"event_id":"bad-7","type":"booking","member_id":%q,"occurred_at":%q,"product":"flight"}`, member, ts)), operators.ReasonWrongTopic},
-		{act("someone-else", login("bad-8", "")), pipeline.ReasonKeyMismatch},
+		{act("someone-else", login("bad-8", "")), operators.ReasonKeyMismatch},
 	}
 	all := slices.Clone(msgs[:mid+1])
 	for _, x := range bads {

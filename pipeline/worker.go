@@ -15,11 +15,6 @@ import (
 	"github.com/churnflow/churnflow/state"
 )
 
-// ReasonKeyMismatch dead-letters a record whose Kafka key is not its
-// member_id: keyed by anything else it may sit on another partition than
-// the member's other events, whose state lives elsewhere.
-const ReasonKeyMismatch operators.Reason = "key_mismatch"
-
 // Dead-letter and alert headers.
 const (
 	HeaderAlertID         = "alert_id"
@@ -231,7 +226,7 @@ func (w *worker) validate(ti int, pd *pending, future int64) {
 	case ti == tActivity && ev.Type.IsBookingTopic():
 		reject(operators.ReasonWrongTopic, "a "+strconv.Quote(ev.TypeName)+" event on the activity topic (it belongs on the bookings topic)")
 	case string(pd.msg.Key) != string(ev.MemberID):
-		reject(ReasonKeyMismatch, "the message key is not the event's member_id")
+		reject(operators.ReasonKeyMismatch, "the message key is not the event's member_id")
 	case ev.OccurredAt > future:
 		reject(operators.ReasonFuture, "occurred_at is more than "+w.p.cfg.MaxFuture.String()+" after the wall clock")
 	default:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 
 	"github.com/churnflow/churnflow/internal/replay"
 	"github.com/churnflow/churnflow/operators"
@@ -305,11 +307,48 @@ func loadRulesConfig(path string) (operators.Config, error) {
 		return operators.Config{}, err
 	}
 	defer f.Close()
-	cfg, err := operators.LoadConfig(f)
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return operators.Config{}, fmt.Errorf("--config %s: %w", path, err)
+	}
+	cfg, err := operators.LoadConfig(bytes.NewReader(rulesSection(data)))
 	if err != nil {
 		return cfg, fmt.Errorf("--config %s: %w", path, err)
 	}
 	return cfg, nil
+}
+
+// rulesSection returns the rules of a configuration file: the file itself
+// when it is a rules document, or its "rules" section when it is a whole
+// `churnflow run` configuration (kafka, state, http, log, rules), so one
+// file (and one CHURNFLOW_CONFIG) serves every command.
+func rulesSection(data []byte) []byte {
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return data // let LoadConfig report what is wrong
+	}
+	m := doc.Content[0]
+	whole := false
+	var rules *yaml.Node
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		switch m.Content[i].Value {
+		case "kafka", "state", "http", "log":
+			whole = true
+		case "rules":
+			whole, rules = true, m.Content[i+1]
+		}
+	}
+	if !whole {
+		return data
+	}
+	if rules == nil {
+		return nil // a run configuration without rules: the defaults
+	}
+	out, err := yaml.Marshal(rules)
+	if err != nil {
+		return data
+	}
+	return out
 }
 
 // openFlagFile opens a file named by a flag, with a plain message when it

@@ -375,3 +375,34 @@ func TestReplayStateErrors(t *testing.T) {
 		t.Errorf("--memory too small: exit %d:\n%s", code, stderr)
 	}
 }
+
+// TestReplayReadsRulesFromARunConfig: one configuration file serves every
+// command; replay and inspect take its rules section.
+func TestReplayReadsRulesFromARunConfig(t *testing.T) {
+	dir := t.TempDir()
+	whole := filepath.Join(dir, "churnflow.yaml")
+	if err := os.WriteFile(whole, []byte("kafka:\n  brokers: [127.0.0.1:9092]\nrules:\n  nudges:\n    disabled: [cross_sell_nudge]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := run(t, "", nil, "replay", "--input", sample, "--config", whole, "--summary", "none")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if strings.Contains(stdout, `"cross_sell_nudge"`) {
+		t.Error("the rules section of a run configuration was not applied")
+	}
+	_, defaults, _ := run(t, "", nil, "replay", "--input", sample, "--summary", "none")
+	if !strings.Contains(defaults, `"cross_sell_nudge"`) {
+		t.Fatal("the sample gives no cross-sell nudge with the defaults: the test proves nothing")
+	}
+	noRules := filepath.Join(dir, "norules.yaml")
+	os.WriteFile(noRules, []byte("kafka:\n  brokers: [127.0.0.1:9092]\n"), 0o644)
+	if code, _, stderr := run(t, "", nil, "replay", "--input", sample, "--config", noRules, "--summary", "none"); code != exitOK {
+		t.Fatalf("run configuration without rules: exit %d: %s", code, stderr)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("rules:\n  dormancy:\n    after: 0s\n"), 0o644)
+	if code, _, stderr := run(t, "", nil, "replay", "--input", sample, "--config", bad); code == exitOK || !strings.Contains(stderr, "dormancy.after") {
+		t.Fatalf("bad rules in a run configuration: exit %d: %s", code, stderr)
+	}
+}
