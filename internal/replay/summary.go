@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -83,10 +84,51 @@ func (r *runner) finishSummary() {
 			s.AlertsTotal += n
 		}
 	}
-	tiers := r.g.Config().TierNames()
-	byTier := make(map[string]*Population)
-	bySeg := make(map[string]*Population)
-	count := func(m map[string]*Population, name string, sleeping bool) {
+	pc := NewPopulationCounter(r.g)
+	s.Members = r.store.Len()
+	_ = r.store.Range(func(_ operators.MemberID, st *operators.MemberState) error {
+		pc.Add(st)
+		return nil
+	})
+	s.Tombstones, s.Active, s.Sleeping = pc.Tombstones, pc.Active, pc.Sleeping
+	s.ByTier, s.BySegment = pc.Tables()
+	s.Duration = r.cfg.Clock().Sub(r.start)
+	if secs := s.Duration.Seconds(); secs > 0 {
+		s.EventsPerSecond = float64(s.Events) / secs
+	}
+}
+
+// PopulationCounter counts member states as active or sleeping, by tier
+// and by segment, as the replay summary does (churnflow demo uses it on
+// the pipeline's store). The zero value is not usable: use
+// NewPopulationCounter. It is not safe for concurrent use.
+type PopulationCounter struct {
+	g *operators.Engine
+	// Active and Sleeping count the members added (tombstones excluded);
+	// Tombstones counts erased members.
+	Active, Sleeping int64
+	Tombstones       int
+	byTier, bySeg    map[string]*Population
+}
+
+// NewPopulationCounter returns an empty counter for g's tier ladder.
+func NewPopulationCounter(g *operators.Engine) *PopulationCounter {
+	return &PopulationCounter{g: g, byTier: map[string]*Population{}, bySeg: map[string]*Population{}}
+}
+
+// Add counts one member state.
+func (c *PopulationCounter) Add(st *operators.MemberState) {
+	if st.Deleted() {
+		c.Tombstones++
+		return
+	}
+	sleeping := st.Dormant()
+	if sleeping {
+		c.Sleeping++
+	} else {
+		c.Active++
+	}
+	count := func(m map[string]*Population, name string) {
 		p := m[name]
 		if p == nil {
 			p = &Population{Name: name}
@@ -98,40 +140,31 @@ func (r *runner) finishSummary() {
 			p.Active++
 		}
 	}
-	s.Members = r.store.Len()
-	_ = r.store.Range(func(_ operators.MemberID, st *operators.MemberState) error {
-		if st.Deleted() {
-			s.Tombstones++
-			return nil
-		}
-		sleeping := st.Dormant()
-		if sleeping {
-			s.Sleeping++
-		} else {
-			s.Active++
-		}
-		tier := r.g.TierName(st)
-		if tier == "" {
-			tier = UnknownTier
-		}
-		count(byTier, tier, sleeping)
-		count(bySeg, st.Segment.String(), sleeping)
-		return nil
-	})
-	// Tiers in ladder order, then unknown; segments in model order, then
-	// none (not yet assigned).
-	tierOrder := append(slices.Clone(tiers), UnknownTier)
-	s.ByTier = ordered(byTier, tierOrder)
+	tier := c.g.TierName(st)
+	if tier == "" {
+		tier = UnknownTier
+	}
+	count(c.byTier, tier)
+	count(c.bySeg, st.Segment.String())
+}
+
+// Tables returns the counts by tier (in ladder order, then unknown) and by
+// segment (in model order, then none).
+func (c *PopulationCounter) Tables() (byTier, bySegment []Population) {
+	tierOrder := append(slices.Clone(c.g.Config().TierNames()), UnknownTier)
 	segOrder := []string{}
 	for _, seg := range operators.Segments() {
 		segOrder = append(segOrder, seg.String())
 	}
 	segOrder = append(segOrder, operators.SegmentNone.String())
-	s.BySegment = ordered(bySeg, segOrder)
-	s.Duration = r.cfg.Clock().Sub(r.start)
-	if secs := s.Duration.Seconds(); secs > 0 {
-		s.EventsPerSecond = float64(s.Events) / secs
-	}
+	return ordered(maps.Clone(c.byTier), tierOrder), ordered(maps.Clone(c.bySeg), segOrder)
+}
+
+// WritePopulation writes ps as the replay summary's aligned table: one
+// row per tier or segment (what names the first column) with active,
+// sleeping and sleeping %, then a total.
+func WritePopulation(w io.Writer, what string, ps []Population) error {
+	return writePopulation(w, what, ps)
 }
 
 // ordered lists the populations in the given order; names not in it follow
