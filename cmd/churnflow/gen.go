@@ -207,14 +207,7 @@ func genToKafka(ctx context.Context, s streams, f *genFlags, cfg gen.Config) err
 	if err := checkGenTopics(ctx, f.brokers, f.topicBookings, f.topicActivity); err != nil {
 		return err
 	}
-	w := &kafka.Writer{
-		Addr:         kafka.TCP(f.brokers...),
-		RequiredAcks: kafka.RequireAll,
-		Balancer:     &kafka.Murmur2Balancer{}, // the Java client's partitioner: same key, same partition
-		BatchTimeout: 5 * time.Millisecond,
-		BatchSize:    genBatch,
-		WriteTimeout: 30 * time.Second,
-	}
+	w := gen.NewWriter(f.brokers, genBatch)
 	defer w.Close()
 
 	batch := genBatch
@@ -224,35 +217,22 @@ func genToKafka(ctx context.Context, s streams, f *genFlags, cfg gen.Config) err
 	}
 	var (
 		rec     gen.Record
-		buf     []byte
-		ends    []int
-		msgs    = make([]kafka.Message, 0, batch)
+		mb      gen.MessageBatch
 		counts  [2]int64
 		sent    int64
 		started = time.Now()
 	)
 	topics := [2]string{gen.TopicBookings: f.topicBookings, gen.TopicActivity: f.topicActivity}
 	for done := false; !done; {
-		buf, ends, msgs = buf[:0], ends[:0], msgs[:0]
-		var recs []gen.Topic
-		for len(ends) < 2*batch {
+		mb.Reset()
+		for mb.Len() < batch {
 			if !stream.Next(&rec) {
 				done = true
 				break
 			}
-			buf = append(buf, rec.Member...)
-			ends = append(ends, len(buf))
-			buf = rec.AppendJSON(buf)
-			ends = append(ends, len(buf))
-			recs = append(recs, rec.Topic)
+			mb.Add(&rec)
 		}
-		// buf no longer grows: slice the keys and values out of it.
-		start := 0
-		for i, t := range recs {
-			k, v := ends[2*i], ends[2*i+1]
-			msgs = append(msgs, kafka.Message{Topic: topics[t], Key: buf[start:k:k], Value: buf[k:v:v]})
-			start = v
-		}
+		msgs := mb.Messages(topics)
 		if len(msgs) == 0 {
 			break
 		}
@@ -274,7 +254,7 @@ func genToKafka(ctx context.Context, s streams, f *genFlags, cfg gen.Config) err
 			}
 			return explainGenWriteError(f.brokers, err)
 		}
-		for _, t := range recs {
+		for _, t := range mb.Topics() {
 			counts[t]++
 		}
 		sent += int64(len(msgs))
@@ -282,6 +262,7 @@ func genToKafka(ctx context.Context, s streams, f *genFlags, cfg gen.Config) err
 	if err := w.Close(); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("gen: close producer: %w", err)
 	}
+	w.Transport.(*kafka.Transport).CloseIdleConnections()
 	st := stream.Stats()
 	verb := "produced"
 	if ctx.Err() != nil {

@@ -42,15 +42,7 @@ type producer struct {
 func newProducer(stream *gen.Stream, brokers []string, topics pipeline.Topics, sim *simClock, pclock *pipelineClock) *producer {
 	return &producer{
 		stream: stream,
-		w: &kafka.Writer{
-			Addr:         kafka.TCP(brokers...),
-			RequiredAcks: kafka.RequireAll,
-			Balancer:     &kafka.Murmur2Balancer{},
-			BatchTimeout: 5 * time.Millisecond,
-			BatchSize:    produceBatch,
-			WriteTimeout: 30 * time.Second,
-			Transport:    &kafka.Transport{},
-		},
+		w:      gen.NewWriter(brokers, produceBatch),
 		sim:    sim,
 		pclock: pclock,
 		topics: [2]string{gen.TopicBookings: topics.Bookings, gen.TopicActivity: topics.Activity},
@@ -69,12 +61,8 @@ func (p *producer) run(ctx context.Context) (err error) {
 		}
 	}()
 	var (
-		rec   gen.Record
-		buf   []byte
-		ends  []int
-		kinds []gen.Topic
-		types []string
-		msgs  = make([]kafka.Message, 0, produceBatch)
+		rec gen.Record
+		mb  gen.MessageBatch
 	)
 	have := p.stream.Next(&rec)
 	if have {
@@ -96,33 +84,19 @@ func (p *producer) run(ctx context.Context) (err error) {
 			t.Stop()
 			continue
 		}
-		buf, ends, kinds, types, msgs = buf[:0], ends[:0], kinds[:0], types[:0], msgs[:0]
-		for have && rec.At <= now && len(kinds) < produceBatch {
-			buf = append(buf, rec.Member...)
-			ends = append(ends, len(buf))
-			buf = rec.AppendJSON(buf)
-			ends = append(ends, len(buf))
-			kinds = append(kinds, rec.Topic)
-			if rec.Bad != "" {
-				types = append(types, "")
-			} else {
-				types = append(types, rec.Event.TypeName)
-			}
+		mb.Reset()
+		for have && rec.At <= now && mb.Len() < produceBatch {
+			mb.Add(&rec)
 			have = p.stream.Next(&rec)
 		}
-		start := 0
-		for i, t := range kinds {
-			k, v := ends[2*i], ends[2*i+1]
-			msgs = append(msgs, kafka.Message{Topic: p.topics[t], Key: buf[start:k:k], Value: buf[k:v:v]})
-			start = v
-		}
+		msgs := mb.Messages(p.topics)
 		if err := p.w.WriteMessages(ctx, msgs...); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("produce to the input topics: %w", err)
 		}
-		p.count(types)
+		p.count(mb.Types())
 		if !p.live.Load() {
 			switch {
 			case have && rec.At > now:
