@@ -47,6 +47,9 @@ func newProducer(cfg *Config, log zerolog.Logger) *producer {
 		BatchBytes:   produceBatchBytes,
 		MaxAttempts:  3,
 		// Topics are per message; the writer's own Topic stays empty.
+		// Its own transport (not kafka-go's shared DefaultTransport), so
+		// that closing the producer closes its connections too.
+		Transport: &kafka.Transport{},
 	}
 	if d := cfg.Dialer; d != nil {
 		w.Transport = &kafka.Transport{Dial: d.DialFunc, TLS: d.TLS, SASL: d.SASLMechanism, ClientID: d.ClientID}
@@ -105,4 +108,8 @@ func (pr *producer) write(ctx context.Context, recs []outRecord) error {
 	return nil
 }
 
-func (pr *producer) close() error { return pr.w.Close() }
+func (pr *producer) close() error {
+	err := pr.w.Close()
+	pr.w.Transport.(*kafka.Transport).CloseIdleConnections()
+	return err
+}

@@ -262,11 +262,6 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (res Result, err error)
 	sctx, stopSub := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSub()
 	pipeTask := start(pctx, "pipeline", func(ctx context.Context) error {
-		// The pipeline's producer and topic admin use kafka-go's
-		// DefaultTransport (no Config.Dialer), whose idle connections
-		// outlive Run for 30 s: close them, so that the demo leaves no
-		// goroutine behind. Other users of the transport just reconnect.
-		defer kafka.DefaultTransport.(*kafka.Transport).CloseIdleConnections()
 		err := p.Run(ctx)
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			return nil
