@@ -21,6 +21,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,8 +42,12 @@ type rssReport struct {
 	Members       int     `json:"members"`
 	LoadPerSec    float64 `json:"load_members_per_s"`
 	UpdatePerSec  float64 `json:"update_members_per_s"`
-	VmHWM         int64   `json:"vmhwm_bytes"` // peak RSS
-	VmRSS         int64   `json:"vmrss_bytes"` // RSS at the end
+	VmHWM         int64   `json:"vmhwm_bytes"`        // peak RSS
+	VmRSS         int64   `json:"vmrss_bytes"`        // RSS at the end
+	RssAnon       int64   `json:"rssanon_bytes"`      // of which anonymous (Go heap, ...)
+	RssFile       int64   `json:"rssfile_bytes"`      // of which file pages (memory-mapped tables and logs)
+	PeakRssAnon   int64   `json:"peak_rssanon_bytes"` // largest RssAnon sampled every 20 ms
+	PeakRssFile   int64   `json:"peak_rssfile_bytes"` // largest RssFile sampled every 20 ms
 	HeapInuse     uint64  `json:"heap_inuse_bytes"`
 	GoSys         uint64  `json:"go_sys_bytes"`
 	NumGC         uint32  `json:"num_gc"`
@@ -93,6 +98,29 @@ func TestStateRSSChild(t *testing.T) {
 	}
 	defer st.Close()
 	u := newStateUpdater(st)
+	// VmHWM is the peak of anonymous + file pages together; sample the two
+	// kinds to see which one makes the peak.
+	var peakAnon, peakFile atomic.Int64
+	stopSampling := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if a := procStatus("RssAnon"); a > peakAnon.Load() {
+				peakAnon.Store(a)
+			}
+			if f := procStatus("RssFile"); f > peakFile.Load() {
+				peakFile.Store(f)
+			}
+			select {
+			case <-stopSampling:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
 	start := time.Now()
 	if err := u.update(ctx, stateMembers); err != nil {
 		t.Fatal(err)
@@ -109,6 +137,8 @@ func TestStateRSSChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	upd := time.Since(start)
+	close(stopSampling)
+	<-sampled
 	rep := rssReport{
 		Budget:       budget,
 		Members:      stateMembers,
@@ -128,6 +158,8 @@ func TestStateRSSChild(t *testing.T) {
 	runtime.ReadMemStats(&ms)
 	rep.HeapInuse, rep.GoSys, rep.NumGC = ms.HeapInuse, ms.Sys, ms.NumGC
 	rep.VmHWM, rep.VmRSS = procStatus("VmHWM"), procStatus("VmRSS")
+	rep.RssAnon, rep.RssFile = procStatus("RssAnon"), procStatus("RssFile")
+	rep.PeakRssAnon, rep.PeakRssFile = peakAnon.Load(), peakFile.Load()
 	if path := os.Getenv("CHURNFLOW_RSS_HEAPPROFILE"); path != "" {
 		f, err := os.Create(path)
 		if err != nil {
@@ -177,6 +209,8 @@ func BenchmarkStateRSS1M(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(rep.VmHWM)/(1<<20), "peak-RSS-MiB")
+			b.ReportMetric(float64(rep.PeakRssAnon)/(1<<20), "peak-anon-MiB")
+			b.ReportMetric(float64(rep.PeakRssFile)/(1<<20), "peak-file-MiB")
 			b.ReportMetric(float64(rep.GoMemLimit)/(1<<20), "GOMEMLIMIT-MiB")
 			b.ReportMetric(rep.LoadPerSec, "load-members/s")
 			b.ReportMetric(rep.UpdatePerSec, "update-members/s")

@@ -325,7 +325,7 @@ func BenchmarkStateUpdate1M(b *testing.B) {
 // 256 MiB budget. Keep them in step with state/options.go.
 func rawBadgerOptions(dir string) badger.Options {
 	const mib = 1 << 20
-	return badger.DefaultOptions(dir).
+	o := badger.DefaultOptions(dir).
 		WithLogger(nil).
 		WithSyncWrites(false).
 		WithDetectConflicts(false).
@@ -335,11 +335,14 @@ func rawBadgerOptions(dir string) badger.Options {
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
 		WithNumCompactors(2).
-		WithBlockCacheSize(32 * mib).
+		WithBaseTableSize(1 * mib).
+		WithBlockCacheSize(16 * mib).
 		WithIndexCacheSize(16 * mib).
 		WithValueThreshold(64 << 10).
 		WithValueLogFileSize(256 * mib).
 		WithMetricsEnabled(false)
+	o.TableSizeMultiplier = 1
+	return o
 }
 
 // rawWriter writes the bytes the state package writes for a member update

@@ -26,7 +26,7 @@ import (
 // Commit writes the batch in one Badger transaction when it fits Badger's
 // limit (15 % of the memtable size). When it does not, it splits the batch
 // by member group: everything of one member (its state put or delete, its
-// timer delete and insert, its dedup markers, its outbox records) always
+// timer entry's move, its dedup markers, its outbox records) always
 // goes in the same transaction, and the input offsets go in the last one,
 // with the records tied to no member (dead letters) as far as they fit.
 //
@@ -45,6 +45,31 @@ import (
 //
 // This holds only if the caller marks every event it applies with MarkSeen
 // under the member it changed.
+//
+// # The lazy timers index
+//
+// Each member with a Due has exactly one timer entry, at a due time that
+// may be EARLIER than its Due, never later; a member whose Due is 0 has
+// none. The entry's due time is recorded in the member's value (see
+// memberval.go), so the state, its entry and the record of it change in
+// the same transaction. A Put moves the entry (delete the old key, insert
+// the new) only when it must:
+//
+//   - the new Due is 0: the entry is deleted;
+//   - the member has no entry, or the new Due is earlier than the entry:
+//     the entry moves to the new Due;
+//   - the entry is earlier than the largest `before` any Due scan of the
+//     partition was given in this process (so a scan may have reported
+//     it, and this Put may be the caller putting back a member that was
+//     not due yet): the entry moves to the new Due;
+//   - else the entry stays: it is earlier than the new Due and no scan has
+//     reached it yet. The update writes one key instead of three.
+//
+// When a scan reaches a stale entry it reports the member early; the
+// caller's Engine.Advance does nothing before the member's Due, and its
+// Put moves the entry to the Due (third rule). So no member is reported
+// late, none is missed, and a member is reported early at most once per
+// entry. Delete deletes the entry wherever it is.
 type Batch struct {
 	ps    *PartitionStore
 	done  bool
@@ -57,6 +82,7 @@ type Batch struct {
 	seen    map[string]struct{}
 	offsets map[string]int64
 	maxSeq  uint64
+	mark    int64 // the partition's dueMark when Commit started
 }
 
 // group is one member's changes.
@@ -64,9 +90,11 @@ type group struct {
 	id       operators.MemberID
 	op       uint8 // opNone, opPut, opDelete
 	off, n   int   // encoded state in arena (opPut)
-	origDue  int64 // the committed timer, from the first Put/Delete
+	origDue  int64 // the committed Due, from the first Put/Delete
 	newDue   int64
-	hasPrior bool // origDue was set
+	hasPrior bool   // origDue was set
+	indexed  int64  // the committed timer entry's due (0: none), set by Commit
+	val      []byte // the member value written (opPut), set by plan
 }
 
 const (
@@ -145,9 +173,13 @@ func (b *Batch) MarkSeen(member operators.MemberID, eventID string) {
 }
 
 // Put sets the member's state. prevDue is the Due the member had when read
-// (0 if none or new): that timer entry is deleted, and one inserted for
-// s.Due if it is not zero. Putting a member twice in a batch keeps the
-// last state and the first prevDue.
+// (0 if none or new); it must be the committed Due, as Get returned it.
+// The member's timer entry is moved to s.Due, or removed if s.Due is 0,
+// when the lazy index needs it (see the Batch comment): Commit finds the
+// current entry in the member's value (from the member cache, or Badger
+// when the member is not held), unless prevDue is 0, which means there is
+// none. Putting a member twice in a batch keeps the last state and the
+// first prevDue.
 func (b *Batch) Put(id operators.MemberID, s *operators.MemberState, prevDue int64) {
 	if b.done {
 		return
@@ -163,8 +195,9 @@ func (b *Batch) Put(id operators.MemberID, s *operators.MemberState, prevDue int
 	g.newDue = s.Due
 }
 
-// Delete deletes the member's state and its timer at prevDue (the Due the
-// member had when read, 0 if none).
+// Delete deletes the member's state and its timer entry. prevDue is the Due
+// the member had when read (0 if none); as for Put, the entry itself is
+// found in the member's value.
 func (b *Batch) Delete(id operators.MemberID, prevDue int64) {
 	if b.done {
 		return
@@ -274,6 +307,10 @@ func (b *Batch) Commit(ctx context.Context) error {
 	if err := s.checkDisk(); err != nil {
 		return err
 	}
+	if err := b.resolveIndexed(); err != nil {
+		return classify(fmt.Errorf("commit partition %d: read timer index: %w", p, err))
+	}
+	b.mark = b.ps.st.dueMark.Load()
 	ops, units := b.plan()
 	if len(units) == 0 {
 		return nil
@@ -318,7 +355,7 @@ func (b *Batch) Commit(ctx context.Context) error {
 			}
 			switch g := &b.groups[u.g]; g.op {
 			case opPut:
-				s.cache.put(p, g.id, b.arena[g.off:g.off+g.n])
+				s.cache.put(p, g.id, g.val)
 			case opDelete:
 				s.cache.remove(p, g.id)
 			}
@@ -342,7 +379,7 @@ func (b *Batch) plan() ([]kvOp, []unit) {
 	expires := uint64(s.now().Add(s.opts.DedupTTL).Unix())
 	ops := make([]kvOp, 0, 2*len(b.groups)+len(b.marks)+len(b.recs)+len(b.offsets))
 	units := make([]unit, 0, len(b.groups)+len(b.offsets)+1)
-	keys := make([]byte, 0, 64*cap(ops))
+	keys := make([]byte, 0, 64*cap(ops)+len(b.arena)+12*len(b.groups))
 	add := func(u *unit, o kvOp) {
 		ops = append(ops, o)
 		u.bytes += entrySize(o.key, o.val)
@@ -440,24 +477,97 @@ func (b *Batch) groupOps(g *group, u *unit, keys *[]byte, add func(*unit, kvOp))
 		*keys = k(*keys)
 		return (*keys)[start:len(*keys):len(*keys)]
 	}
+	newIdx := int64(0) // the timer entry after the commit
 	switch g.op {
 	case opPut:
+		newIdx = b.nextIndexed(g)
 		mk := put(func(d []byte) []byte { return memberKey(d, p, g.id) })
-		add(u, kvOp{key: mk, val: b.arena[g.off : g.off+g.n]})
+		g.val = put(func(d []byte) []byte {
+			return append(appendMemberVal(d, newIdx), b.arena[g.off:g.off+g.n]...)
+		})
+		add(u, kvOp{key: mk, val: g.val})
 	case opDelete:
 		mk := put(func(d []byte) []byte { return memberKey(d, p, g.id) })
 		add(u, kvOp{key: mk, del: true})
 	default:
 		return
 	}
-	if g.origDue != 0 && g.origDue != g.newDue {
-		tk := put(func(d []byte) []byte { return timerKey(d, p, g.origDue, g.id) })
+	if g.indexed != 0 && g.indexed != newIdx {
+		tk := put(func(d []byte) []byte { return timerKey(d, p, g.indexed, g.id) })
 		add(u, kvOp{key: tk, del: true})
 	}
-	if g.newDue != 0 {
-		tk := put(func(d []byte) []byte { return timerKey(d, p, g.newDue, g.id) })
+	if newIdx != 0 && newIdx != g.indexed {
+		tk := put(func(d []byte) []byte { return timerKey(d, p, newIdx, g.id) })
 		add(u, kvOp{key: tk, val: nil})
 	}
+}
+
+// nextIndexed decides where a put member's timer entry goes (the lazy
+// index, see the Batch comment): nowhere when the new Due is 0; to the new
+// Due when the member has no entry, when the new Due is earlier than the
+// entry, or when the entry is before the partition's due mark (a Due scan
+// may have reported it, and the member was put back not yet due: moving it
+// forward is what keeps Due from reporting it again); else it stays where
+// it is, earlier than the new Due.
+func (b *Batch) nextIndexed(g *group) int64 {
+	switch {
+	case g.newDue == 0:
+		return 0
+	case g.indexed == 0, g.newDue < g.indexed, g.indexed < b.mark:
+		return g.newDue
+	}
+	return g.indexed
+}
+
+// resolveIndexed finds the committed timer entry of every member group:
+// none when the caller's prevDue is 0 (a member has an entry exactly when
+// its committed Due is not 0), else the one recorded in the member's value,
+// read from the member cache (the caller has just read the member, so it is
+// normally there) or from Badger.
+func (b *Batch) resolveIndexed() error {
+	s, p := b.ps.s, b.ps.p
+	var miss []int
+	for i := range b.groups {
+		g := &b.groups[i]
+		g.indexed = 0
+		if g.op == opNone || g.origDue == 0 {
+			continue
+		}
+		idx, ok, err := s.cache.indexed(p, g.id, g.origDue)
+		if err != nil {
+			return err
+		}
+		if ok {
+			g.indexed = idx
+			continue
+		}
+		miss = append(miss, i)
+	}
+	if len(miss) == 0 {
+		return nil
+	}
+	return s.db.View(func(txn *badger.Txn) error {
+		var kb [64]byte
+		for _, i := range miss {
+			g := &b.groups[i]
+			item, err := txn.Get(memberKey(kb[:0], p, g.id))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				g.indexed = g.origDue // not ours to doubt: the entry the caller says
+				continue
+			} else if err != nil {
+				return err
+			}
+			err = item.Value(func(v []byte) error {
+				var err error
+				g.indexed, err = indexedDue(v, g.origDue)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // pack groups the units greedily into transactions under the limits,

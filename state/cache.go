@@ -24,7 +24,7 @@ const cacheShards = 16
 // class rounding included; the cache charges 96 B plus the rounding.
 const cacheEntryOverhead = 96
 
-// memberCache holds committed member states as their encoded bytes,
+// memberCache holds committed member states as their values (memberval.go),
 // bounded in bytes, evicting with CLOCK (second chance). It is safe for
 // concurrent use.
 type memberCache struct {
@@ -90,7 +90,22 @@ func (c *memberCache) get(p Partition, id operators.MemberID, dst *operators.Mem
 	}
 	e := &sh.ents[i]
 	e.ref = true
-	return true, 0, operators.DecodeState(e.kv[e.klen:], dst)
+	return true, 0, decodeMemberVal(e.kv[e.klen:], dst)
+}
+
+// indexed returns the timer entry's due time recorded in the member's
+// cached value (see indexedDue), and whether the member is held.
+func (c *memberCache) indexed(p Partition, id operators.MemberID, prevDue int64) (int64, bool, error) {
+	sh := c.shard(p, id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	i, ok := sh.idx[string(sh.setKey(p, id))]
+	if !ok {
+		return 0, false, nil
+	}
+	e := &sh.ents[i]
+	idx, err := indexedDue(e.kv[e.klen:], prevDue)
+	return idx, true, err
 }
 
 // getFill caches a state read from Badger after a miss, unless a commit

@@ -8,8 +8,10 @@
 // Every key starts with its kind and the partition in decimal, so that one
 // partition's state can be listed, dropped or rebuilt on its own:
 //
-//	m/<p>/<member>          member state (operators.MemberState.AppendEncode)
-//	t/<p>/<due:8>/<member>  timer: member must be evaluated at due (empty value)
+//	m/<p>/<member>          0xFE, varint(timer entry's due, 0: none), member state
+//	                        (operators.MemberState.AppendEncode)
+//	t/<p>/<due:8>/<member>  timer entry: member may be due at due (empty value);
+//	                        lazy: at or before the member's Due, see Batch
 //	o/<p>/<topic>           next input offset of topic (8-byte big-endian)
 //	x/<p>/<seq:8>           outbox record not yet acknowledged
 //	d/<p>/<event_id>        dedup marker (empty value, Badger TTL = DedupTTL)
@@ -36,7 +38,8 @@
 //			for _, a := range alerts { b.Append(ev.MemberID, record(a)) }
 //			b.SetOffset(rec.Topic, rec.Offset+1)
 //		}
-//		ps.Due(ctx, watermark, 0, collect)      // then Advance, Put, Append
+//		ps.Due(ctx, watermark, 0, collect)      // then Get, Advance, Put, Append
+//		                                        // (some may not be due yet: Put them back)
 //		b.Commit(ctx)                           // one transaction (see Batch)
 //		ps.Outbox(ctx, produce); ps.Ack(acked...)
 //	}

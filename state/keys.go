@@ -11,8 +11,8 @@ import (
 // Key kinds: the first byte of every key. The layout, with <p> the partition
 // in decimal:
 //
-//	m/<p>/<member>              member state (operators encoding)
-//	t/<p>/<due:8>/<member>      timer, empty value
+//	m/<p>/<member>              member value (memberval.go: entry's due + state)
+//	t/<p>/<due:8>/<member>      timer entry, empty value (lazy: <= the Due)
 //	o/<p>/<topic>               next input offset, 8-byte big-endian
 //	x/<p>/<seq:8>               outbox record (encodeRecord)
 //	d/<p>/<event_id>            dedup marker, empty value, entry TTL

@@ -47,8 +47,8 @@ func (o *Options) Validate() error {
 
 // memorySplit is how a MemoryBudget is shared out. For the default 256 MiB:
 // memtables 2 × 16 MiB (about 42 MiB with Badger's arena slack), block
-// cache 32 MiB, index cache 16 MiB, Badger working memory 16 MiB, member
-// cache about 150 MiB.
+// cache 16 MiB, index cache 16 MiB, Badger working memory 32 MiB (1 MiB
+// tables), member cache about 150 MiB.
 //
 // Why this split:
 //   - The member cache gets the rest, the largest share (about 58 %): a
@@ -61,18 +61,37 @@ func (o *Options) Validate() error {
 //     memtable, about 1.3 × MemTableSize, so two cost about 2.6/16 = 16 %.
 //     The transaction limit is 15 % of MemTableSize (2.4 MiB at 16 MiB),
 //     enough for batches of several thousand members in one transaction.
-//   - Block cache, budget/8 (12.5 %): tables are Snappy-compressed, so a
+//   - Block cache, budget/16 (6.25 %): tables are Snappy-compressed, so a
 //     block read from disk must be decompressed; cached blocks serve the
 //     misses of the member cache, the timer and outbox scans and dedup
-//     lookups that reach the tables.
+//     lookups that reach the tables. Halved from budget/8 in favour of
+//     Badger's working memory: member reads are served by the member cache,
+//     and a miss is a random key, which a block cache smaller than the
+//     tables rarely holds anyway.
 //   - Index cache, budget/16 (6.25 %): table indexes and bloom filters. Not
 //     zero, because Badger's zero keeps every index in RAM, unbounded. Bloom
 //     filters take about 1.2 bytes per key at 1 % false positives, so 16 MiB
 //     holds the filters of several million keys; they make the lookups of
 //     absent keys (dedup markers, new members) cheap.
-//   - Badger working memory, budget/16 (6.25 %): table builders of flushes
+//   - Badger working memory, budget/8 (12.5 %): table builders of flushes
 //     and compactions, iterators, pending write requests. Not configurable
-//     in Badger; reserved so the member cache does not take it.
+//     in Badger; reserved so the member cache does not take it. It was
+//     budget/16 with Badger's table sizes, and measured far over: a heap
+//     profile at 1 M members held 124 MiB of compaction table builders.
+//     Each builder allocates 2 × its table size, a compaction keeps up to
+//     8 + 5 of them in flight, and two compactors run; with Badger's
+//     defaults (2 MiB base tables, doubling on every level below the base)
+//     a table on the last level is up to 64 MiB. So the tables are made
+//     small and the same size on every level (TableSize = budget/256,
+//     1-4 MiB, TableSizeMultiplier 1): about 2-8 MiB per builder. Smaller
+//     tables mean more of them (a few hundred for 1 M members), which the
+//     index cache bounds. Measured (benchmarks/RESULTS.md): Go heap in use
+//     at the end of the 1 M-member run 305 → 186 MiB at a 128 MiB budget,
+//     loading and updates faster, not slower.
+//   - Not in the budget: the pages of the tables' memory maps. Badger
+//     writes every table through a memory map and keeps it mapped, so the
+//     whole LSM tree (about 220 MiB for 1 M members) would stay in RSS;
+//     the store releases those pages every 250 ms (trimTables).
 type memorySplit struct {
 	MemTable    int64 // Badger MemTableSize (NumMemtables = 2)
 	Memtables   int64 // what the two memtables cost, arena slack included
@@ -80,6 +99,7 @@ type memorySplit struct {
 	IndexCache  int64
 	BadgerOther int64
 	MemberCache int64
+	TableSize   int64 // Badger BaseTableSize (TableSizeMultiplier = 1)
 }
 
 func splitMemory(budget int64) memorySplit {
@@ -87,9 +107,10 @@ func splitMemory(budget int64) memorySplit {
 	s.MemTable = min(max(budget/16, 4*mib), 64*mib)
 	s.MemTable = s.MemTable / mib * mib
 	s.Memtables = 2 * (s.MemTable + 2*s.MemTable*15/100)
-	s.BlockCache = budget / 8
+	s.BlockCache = budget / 16
 	s.IndexCache = budget / 16
-	s.BadgerOther = budget / 16
+	s.BadgerOther = budget / 8
+	s.TableSize = min(max(budget/256, mib), 4*mib) / mib * mib
 	s.MemberCache = max(budget-s.Memtables-s.BlockCache-s.IndexCache-s.BadgerOther, mib)
 	return s
 }
@@ -105,8 +126,9 @@ func splitMemory(budget int64) memorySplit {
 // GOMEMLIMIT makes the collector run as the heap nears the limit instead; a
 // quarter of the budget as room for garbage keeps collections from running
 // back to back (measured here: a limit barely above the live heap halved
-// throughput). RSS ends above the limit by the pages of memory-mapped table
-// and log files that are resident, which the kernel can reclaim.
+// throughput). RSS ends above the limit by the resident pages of memory-
+// mapped files: the memtables' write-ahead logs, and tables written or read in
+// the last 250 ms (the store releases the tables' pages that often).
 func RecommendedMemoryLimit(budget int64) int64 {
 	return budget + budget/4 + 64*mib
 }
@@ -123,7 +145,14 @@ func (o *Options) badgerOptions() (badger.Options, memorySplit) {
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
+		// Compaction memory (see memorySplit): Badger's minimum of two
+		// compactors (one is not allowed; zero disables compaction), and
+		// small tables of the same size on every level, so that each of
+		// the up to 13 table builders a compaction keeps in flight holds
+		// about 2 × TableSize instead of up to 2 × 64 MiB on the deepest
+		// level with Badger's default multiplier of 2.
 		WithNumCompactors(2).
+		WithBaseTableSize(split.TableSize).
 		WithBlockCacheSize(split.BlockCache).
 		WithIndexCacheSize(split.IndexCache).
 		// Values under 64 KiB (every member state) live in the LSM tree,
@@ -132,5 +161,6 @@ func (o *Options) badgerOptions() (badger.Options, memorySplit) {
 		WithValueThreshold(64 * kib).
 		WithValueLogFileSize(256 * mib).
 		WithMetricsEnabled(false)
+	bo.TableSizeMultiplier = 1 // no With method in Badger v4
 	return bo, split
 }

@@ -51,7 +51,7 @@ func (ps *PartitionStore) Get(id operators.MemberID, dst *operators.MemberState)
 		}
 		found = true
 		return item.Value(func(v []byte) error {
-			if err := operators.DecodeState(v, dst); err != nil {
+			if err := decodeMemberVal(v, dst); err != nil {
 				return err
 			}
 			ps.s.cache.getFill(ps.p, id, v, epoch)
@@ -97,11 +97,22 @@ func (ps *PartitionStore) Offsets() (map[string]int64, error) {
 	return out, nil
 }
 
-// Due calls fn for each timer of the partition due strictly before
-// `before`, in ascending (due, member) order, at most limit of them (limit
-// <= 0: no limit). It is a range scan from the earliest timer: its cost
-// grows with the timers visited, not with the members held (plus, until
-// compaction, the deletion markers of timers rescheduled in that range).
+// Due calls fn for each timer entry of the partition due strictly before
+// `before`, in ascending (entry due, member) order, at most limit of them
+// (limit <= 0: no limit). It is a range scan from the earliest entry: its
+// cost grows with the entries visited, not with the members held (plus,
+// until compaction, the deletion markers of entries moved in that range).
+//
+// The timers index is lazy (see Batch): an entry may be earlier than the
+// member's Due, never later, and every member with a non-zero Due has
+// exactly one. So fn is called for every member whose committed Due is
+// before `before`, and may also be called for members whose Due is later
+// (with the entry's due time, not the member's). Callers must treat a
+// report as "may be due": read the member, call Engine.Advance (which does
+// nothing before its Due) and Put it back; that Put, in a batch committed
+// after this call, moves a stale entry to the member's Due, so a member is
+// reported early at most once per entry. Due raises the partition's due
+// mark to `before` (used by that Put), even if it fails.
 // It stops at and returns fn's error, or ctx's when ctx ends. fn sees the
 // timers committed when Due started; it may call Get and read other
 // partitions, and should not commit this partition's batches (collect the
@@ -111,6 +122,10 @@ func (ps *PartitionStore) Due(ctx context.Context, before int64, limit int, fn f
 		return ErrClosed
 	}
 	defer ps.s.leave()
+	// Raise the due mark first: a member this scan reports and the caller
+	// puts back must have its entry moved to its Due (Batch.nextIndexed).
+	for cur := ps.st.dueMark.Load(); before > cur && !ps.st.dueMark.CompareAndSwap(cur, before); cur = ps.st.dueMark.Load() {
+	}
 	prefix := appendPrefix(nil, kindTimer, ps.p)
 	end := timerBound(nil, ps.p, before)
 	n := 0
@@ -233,7 +248,7 @@ func (ps *PartitionStore) Range(ctx context.Context, fn func(id operators.Member
 			}
 			id := operators.MemberID(it.Item().Key()[len(prefix):])
 			err := it.Item().Value(func(v []byte) error {
-				if err := operators.DecodeState(v, &st); err != nil {
+				if err := decodeMemberVal(v, &st); err != nil {
 					return fmt.Errorf("member state: %w", err)
 				}
 				return nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -49,6 +50,7 @@ type Store struct {
 	closeErr  error
 	gcStop    chan struct{}
 	gcDone    chan struct{}
+	trimDone  chan struct{}
 
 	// disk-space guard, see checkDisk.
 	reserve   int64
@@ -66,6 +68,10 @@ type Store struct {
 // partState is what the store keeps per partition in memory.
 type partState struct {
 	nextSeq atomic.Uint64 // next outbox sequence number to hand out
+	// dueMark is the largest `before` a Due scan of the partition was
+	// called with in this process (math.MinInt64 before the first): a
+	// timer entry earlier than it may have been reported. See Batch.
+	dueMark atomic.Int64
 	handle  PartitionStore
 }
 
@@ -96,16 +102,17 @@ func Open(opts Options) (*Store, error) {
 		bo, split = bo.WithMemTableSize(need), s
 	}
 	s := &Store{
-		opts:    opts,
-		log:     opts.Logger,
-		split:   split,
-		cache:   newMemberCache(split.MemberCache),
-		parts:   make(map[Partition]*partState),
-		gcStop:  make(chan struct{}),
-		gcDone:  make(chan struct{}),
-		now:     time.Now,
-		statfs:  freeBytes,
-		reserve: 2*split.Memtables + 16*mib,
+		opts:     opts,
+		log:      opts.Logger,
+		split:    split,
+		cache:    newMemberCache(split.MemberCache),
+		parts:    make(map[Partition]*partState),
+		gcStop:   make(chan struct{}),
+		gcDone:   make(chan struct{}),
+		trimDone: make(chan struct{}),
+		now:      time.Now,
+		statfs:   freeBytes,
+		reserve:  2*split.Memtables + 16*mib,
 	}
 	s.idle = sync.NewCond(&s.life)
 	// Badger writes its logs through memory maps: on a full disk that is
@@ -123,6 +130,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, errors.Join(classify(fmt.Errorf("load outbox sequences in %s: %w", opts.Dir, err)), db.Close())
 	}
 	go s.runGC(opts.GCInterval)
+	go s.runTrim(tableTrimInterval)
 	s.log.Debug().Str("dir", opts.Dir).Int64("memtable_bytes", split.MemTable).
 		Int64("block_cache_bytes", split.BlockCache).Int64("index_cache_bytes", split.IndexCache).
 		Int64("member_cache_bytes", split.MemberCache).Msg("state store open")
@@ -219,6 +227,7 @@ func (s *Store) Close() error {
 		s.life.Unlock()
 		close(s.gcStop)
 		<-s.gcDone
+		<-s.trimDone
 		if err := s.db.Close(); err != nil {
 			s.closeErr = classify(fmt.Errorf("close badger in %s: %w", s.opts.Dir, err))
 		}
@@ -258,6 +267,27 @@ func (s *Store) runGC(interval time.Duration) {
 		}
 		if n > 0 {
 			s.log.Debug().Int("files", n).Msg("value log gc rewrote files")
+		}
+	}
+}
+
+// tableTrimInterval is how often runTrim releases the pages of the tables'
+// memory maps.
+const tableTrimInterval = 250 * time.Millisecond
+
+// runTrim calls trimTables every interval until Close: the pages of the
+// tables' memory maps are not part of the memory budget (see trimTables).
+func (s *Store) runTrim(interval time.Duration) {
+	defer close(s.trimDone)
+	dir := tableDir(s.opts.Dir)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.gcStop:
+			return
+		case <-t.C:
+			trimTables(dir)
 		}
 	}
 }
@@ -311,6 +341,7 @@ func (s *Store) part(p Partition) *partState {
 	if !ok {
 		st = &partState{}
 		st.nextSeq.Store(1)
+		st.dueMark.Store(math.MinInt64)
 		st.handle = PartitionStore{s: s, p: p, st: st}
 		s.parts[p] = st
 	}

@@ -38,7 +38,12 @@ type Store interface {
 	Delete(id operators.MemberID) error
 
 	// DueBefore calls fn for each member whose Due is non-zero and strictly
-	// before t, in ascending order of (Due, member id). Visiting a member
+	// before t. It may also call fn for members that are not due yet (the
+	// Badger store keeps a member's timer entry at or before its Due and
+	// moves it forward only when the member is visited): fn must treat the
+	// visit as "evaluate up to t", which Engine.Advance does (it fires
+	// nothing before the member's Due). MemStore visits exactly the due
+	// members, in ascending order of (Due, member id). Visiting a member
 	// consumes its timer: fn must Put the member (with its new Due) or
 	// Delete it, and may Get it first. fn must not Put or Delete other
 	// members. A member that fn Puts with a Due still before t may be

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package state
+
+func tableDir(dir string) string { return "" }
+
+// trimTables does nothing outside Linux (see trim_linux.go).
+func trimTables(dir string) int { return 0 }
