@@ -24,9 +24,10 @@ const (
 // fetchResult is one fetch of one topic-partition: the records (possibly
 // none), the high-water mark as of the fetch, and the next offset to fetch.
 type fetchResult struct {
-	msgs []kafka.Message
-	hwm  int64
-	next int64
+	msgs   []kafka.Message
+	hwm    int64
+	next   int64
+	issued time.Time // when the fetch request was sent (wall clock)
 }
 
 // fetcher reads one topic-partition with its own connection to the leader
@@ -84,6 +85,7 @@ func (f *fetcher) run(ctx context.Context) {
 			}
 			continue
 		}
+		issued := time.Now()
 		batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: fetchMaxBytes, MaxWait: fetchMaxWait})
 		var msgs []kafka.Message
 		for {
@@ -103,7 +105,7 @@ func (f *fetcher) run(ctx context.Context) {
 		if len(msgs) > 0 {
 			next = msgs[len(msgs)-1].Offset + 1
 			select {
-			case f.ch <- fetchResult{msgs: msgs, hwm: max(hwm, next), next: next}:
+			case f.ch <- fetchResult{msgs: msgs, hwm: max(hwm, next), next: next, issued: issued}:
 			case <-ctx.Done():
 				return
 			}
@@ -122,7 +124,7 @@ func (f *fetcher) run(ctx context.Context) {
 		backoff = 0
 		if len(msgs) == 0 {
 			select {
-			case f.ch <- fetchResult{hwm: hwm, next: next}:
+			case f.ch <- fetchResult{hwm: hwm, next: next, issued: issued}:
 			case <-ctx.Done():
 				return
 			}

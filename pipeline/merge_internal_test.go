@@ -2,16 +2,19 @@ package pipeline
 
 import (
 	"testing"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 )
 
 // TestMergeOrder checks the cross-topic merge: records go in (occurred_at,
 // topic, offset) order, a topic is held back while the other has nothing
-// buffered and is not caught up, and rejected records are never held.
+// buffered and is not caught up as of a fetch issued after the record
+// arrived, and rejected records are never held.
 func TestMergeOrder(t *testing.T) {
+	arrived := time.Unix(1000, 0) // when every record's fetch reached the worker
 	rec := func(topic string, off, at int64) *pending {
-		return &pending{msg: kafka.Message{Topic: topic, Offset: off}, t: at}
+		return &pending{msg: kafka.Message{Topic: topic, Offset: off}, t: at, arrived: arrived}
 	}
 	type step struct {
 		topic string
@@ -22,6 +25,7 @@ func TestMergeOrder(t *testing.T) {
 		b, a       []*pending
 		bHWM, aHWM int64 // fetched up to these, known
 		aUnknown   bool
+		aStale     bool // activity's last fetch was issued before the records arrived
 		want       []step
 	}{
 		{
@@ -52,6 +56,13 @@ func TestMergeOrder(t *testing.T) {
 			want: []step{{"b", 0}, {"a", 0}, {"b", 1}},
 		},
 		{
+			name: "other topic caught up only as of a fetch older than the record: held back",
+			b:    []*pending{rec("b", 0, 10), rec("b", 1, 30)},
+			a:    []*pending{rec("a", 0, 20)},
+			bHWM: 2, aHWM: 1, aStale: true,
+			want: []step{{"b", 0}, {"a", 0}},
+		},
+		{
 			name: "rejected records are not held",
 			b:    []*pending{rec("b", 0, rejected), rec("b", 1, 30)},
 			bHWM: 2, aUnknown: true,
@@ -61,8 +72,13 @@ func TestMergeOrder(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := &worker{}
-			w.in[tBookings] = input{name: "b", buf: tt.b, hwm: tt.bHWM, fetched: tt.bHWM, known: true}
-			w.in[tActivity] = input{name: "a", buf: tt.a, hwm: tt.aHWM, fetched: int64(len(tt.a)), known: !tt.aUnknown}
+			fresh, stale := arrived.Add(time.Second), arrived.Add(-time.Second)
+			aAsOf := fresh
+			if tt.aStale {
+				aAsOf = stale
+			}
+			w.in[tBookings] = input{name: "b", buf: tt.b, hwm: tt.bHWM, fetched: tt.bHWM, known: true, asOf: fresh}
+			w.in[tActivity] = input{name: "a", buf: tt.a, hwm: tt.aHWM, fetched: int64(len(tt.a)), known: !tt.aUnknown, asOf: aAsOf}
 			var got []step
 			for pd := w.next(); pd != nil; pd = w.next() {
 				got = append(got, step{pd.msg.Topic, pd.msg.Offset})

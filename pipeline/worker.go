@@ -38,11 +38,12 @@ const rejected = math.MinInt64
 
 // pending is a fetched record waiting to be applied.
 type pending struct {
-	msg    kafka.Message
-	ev     operators.Event
-	t      int64 // occurred_at, or rejected
-	reason operators.Reason
-	errMsg string
+	arrived time.Time // wall clock when its fetch reached the worker
+	msg     kafka.Message
+	ev      operators.Event
+	t       int64 // occurred_at, or rejected
+	reason  operators.Reason
+	errMsg  string
 }
 
 // input is one topic of the worker's partition.
@@ -52,10 +53,11 @@ type input struct {
 	buf     []*pending
 	head    int
 	hwm     int64
-	fetched int64 // next offset to fetch, as of the last fetch
-	known   bool  // a fetch has arrived: hwm and fetched are meaningful
-	applied int64 // next offset after the last applied record; -1: none yet
-	dirty   bool  // applied changed since the last commit
+	fetched int64     // next offset to fetch, as of the last fetch
+	known   bool      // a fetch has arrived: hwm and fetched are meaningful
+	asOf    time.Time // when the last fetch taken was issued
+	applied int64     // next offset after the last applied record; -1: none yet
+	dirty   bool      // applied changed since the last commit
 }
 
 func (in *input) buffered() int { return len(in.buf) - in.head }
@@ -80,6 +82,14 @@ func (in *input) pop() *pending {
 // caughtUp reports whether every record up to the high-water mark of the
 // last fetch has been fetched and applied.
 func (in *input) caughtUp() bool { return in.known && in.fetched >= in.hwm && in.buffered() == 0 }
+
+// caughtUpSince reports whether the topic is caught up as of a fetch issued
+// after t. A record of the other topic that arrived at t may go ahead of
+// this topic's records only then: an older "caught up" may predate records
+// written to this topic before that record was written (the problem Kafka
+// Streams' max.task.idle.ms addresses). It costs at most one long poll of
+// latency while this topic is idle.
+func (in *input) caughtUpSince(t time.Time) bool { return in.caughtUp() && in.asOf.After(t) }
 
 // member is a member state held for one batch.
 type member struct {
@@ -195,9 +205,13 @@ func (w *worker) run(ctx context.Context) error {
 func (w *worker) take(ti int, r fetchResult) {
 	in := &w.in[ti]
 	in.hwm, in.fetched, in.known = r.hwm, r.next, true
+	if r.issued.After(in.asOf) {
+		in.asOf = r.issued
+	}
 	if len(r.msgs) == 0 {
 		return
 	}
+	arrived := time.Now()
 	now := w.p.clock()
 	w.lastArrival = now
 	if w.firstBuf.IsZero() {
@@ -205,7 +219,7 @@ func (w *worker) take(ti int, r fetchResult) {
 	}
 	future := now.Add(w.p.cfg.MaxFuture).Unix()
 	for i := range r.msgs {
-		pd := &pending{msg: r.msgs[i]}
+		pd := &pending{msg: r.msgs[i], arrived: arrived}
 		w.validate(ti, pd, future)
 		in.buf = append(in.buf, pd)
 	}
@@ -318,8 +332,9 @@ func (w *worker) gather(ctx context.Context, stalled bool) bool {
 
 // next returns the next record to apply in (occurred_at, topic, offset)
 // order, or nil. A topic's records are held back while the other topic
-// has no buffered record and is not caught up: a record from it may still
-// come first. Rejected records go at once.
+// has no buffered record and is not known to be caught up by a fetch
+// issued after the record arrived: a record from it may still come first.
+// Rejected records go at once.
 func (w *worker) next() *pending {
 	b, a := w.in[tBookings].peek(), w.in[tActivity].peek()
 	switch {
@@ -329,11 +344,11 @@ func (w *worker) next() *pending {
 		}
 		return w.in[tBookings].pop()
 	case b != nil:
-		if b.t == rejected || w.in[tActivity].caughtUp() {
+		if b.t == rejected || w.in[tActivity].caughtUpSince(b.arrived) {
 			return w.in[tBookings].pop()
 		}
 	case a != nil:
-		if a.t == rejected || w.in[tBookings].caughtUp() {
+		if a.t == rejected || w.in[tBookings].caughtUpSince(a.arrived) {
 			return w.in[tActivity].pop()
 		}
 	}

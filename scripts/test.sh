@@ -18,6 +18,18 @@ if [ -n "$unformatted" ]; then
 	echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
 
+step "test dependencies"
+# kcat (Debian's librdkafka client) for the interoperability test
+# (pipeline/kcat_test.go), which fails under CI=true without it.
+if command -v kcat >/dev/null 2>&1; then
+	echo "kcat: $(command -v kcat)"
+else
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	$sudo apt-get install -y -qq kcat
+fi
+
 step "go test"
 go test -count=1 ./...
 
