@@ -119,13 +119,9 @@ type memberReport struct {
 }
 
 func runInspectMember(s streams, f *inspectFlags, id operators.MemberID) (retErr error) {
-	rules, err := loadRulesConfig(f.config)
+	engine, err := loadEngine(f.config)
 	if err != nil {
 		return err
-	}
-	engine, err := operators.NewEngine(rules)
-	if err != nil {
-		return fmt.Errorf("--config: %w", err)
 	}
 	st, err := openInspected(f.state)
 	if err != nil {

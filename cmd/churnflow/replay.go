@@ -99,13 +99,9 @@ func runReplay(cmd *cobra.Command, s streams, f *replayFlags) (retErr error) {
 	if err != nil {
 		return usagef("--format: %v", err)
 	}
-	cfg, err := loadRulesConfig(f.config)
+	engine, err := loadEngine(f.config)
 	if err != nil {
 		return err
-	}
-	engine, err := operators.NewEngine(cfg)
-	if err != nil {
-		return fmt.Errorf("--config: %w", err)
 	}
 	var mapping replay.CSVMapping
 	if f.csvMap != "" {
@@ -316,6 +312,19 @@ func loadRulesConfig(path string) (operators.Config, error) {
 		return cfg, fmt.Errorf("--config %s: %w", path, err)
 	}
 	return cfg, nil
+}
+
+// loadEngine builds the rules engine from --config (the defaults when empty).
+func loadEngine(path string) (*operators.Engine, error) {
+	rules, err := loadRulesConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	engine, err := operators.NewEngine(rules)
+	if err != nil {
+		return nil, fmt.Errorf("--config: %w", err)
+	}
+	return engine, nil
 }
 
 // rulesSection returns the rules of a configuration file: the file itself
