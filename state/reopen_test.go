@@ -3,6 +3,7 @@ package state
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/churnflow/churnflow/operators"
@@ -48,5 +49,35 @@ func TestReopenAfterCrashWithSmallerBudget(t *testing.T) {
 	var st operators.MemberState
 	if ok, err := s.Partition(0).Get(mid(42), &st); !ok || err != nil {
 		t.Fatalf("member 42 after reopen: %v, %v", ok, err)
+	}
+}
+
+// TestReopenWithEmptyValueLog: a crash between creating a value-log file
+// and writing its header (value-log GC rotates files) leaves a zero-length
+// .vlog that Badger v4.9.6 refuses to open ("Open existing file: ... Create
+// a new file"). Such a file holds no entry, so the store removes it and
+// opens. Found by state/crash_test.go.
+func TestReopenWithEmptyValueLog(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	b := s.Partition(0).NewBatch()
+	st := testState(1, 0)
+	b.Put(mid(1), &st, 0)
+	b.SetOffset("in", 1)
+	if err := b.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "000099.vlog"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openTest(t, dir)
+	if off, err := s2.Partition(0).Offsets(); err != nil || off["in"] != 1 {
+		t.Fatalf("offsets after reopen: %v, %v", off, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "000099.vlog")); err == nil {
+		t.Error("the empty value log is still there")
 	}
 }

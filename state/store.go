@@ -90,6 +90,9 @@ func Open(opts Options) (*Store, error) {
 	if err := probeWritable(opts.Dir); err != nil {
 		return nil, classify(fmt.Errorf("write state directory %s: %w", opts.Dir, err))
 	}
+	if err := removeEmptyValueLogs(opts.Dir, opts.Logger); err != nil {
+		return nil, classify(fmt.Errorf("open state in %s: %w", opts.Dir, err))
+	}
 	bo, split := opts.badgerOptions()
 	// Badger replays a write-ahead file left by a crash into a memtable
 	// arena of the *current* size, and exits the process (not an error, not
@@ -135,6 +138,28 @@ func Open(opts Options) (*Store, error) {
 		Int64("block_cache_bytes", split.BlockCache).Int64("index_cache_bytes", split.IndexCache).
 		Int64("member_cache_bytes", split.MemberCache).Msg("state store open")
 	return s, nil
+}
+
+// removeEmptyValueLogs deletes zero-length value-log files. A crash between
+// creating a value-log file and writing its header (value-log GC and
+// rotation create files) leaves one, and Badger v4.9.6 then refuses to open
+// the directory ("Open existing file: ... Create a new file": it bootstraps
+// the file but returns the "new file" sentinel as an error). A file with no
+// bytes holds no entry, so nothing points into it.
+func removeEmptyValueLogs(dir string, log zerolog.Logger) error {
+	files, err := filepath.Glob(filepath.Join(dir, "*.vlog"))
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil && st.Size() == 0 {
+			log.Warn().Str("file", f).Msg("removing an empty value-log file left by a crash")
+			if err := os.Remove(f); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // memTableNeeded returns the MemTableSize the write-ahead (.mem) files in
