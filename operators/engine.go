@@ -729,11 +729,6 @@ func (g *Engine) TierName(s *MemberState) string {
 	return g.cfg.Tiers[s.Tier].Name
 }
 
-func slices_delete[T any](s []T, i int) []T {
-	copy(s[i:], s[i+1:])
-	return s[:len(s)-1]
-}
-
 // hashString is 64-bit FNV-1a; it identifies bookings within one member.
 func hashString(s string) uint64 {
 	h := uint64(14695981039346656037)

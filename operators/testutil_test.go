@@ -26,9 +26,6 @@ func day(s string) int32 {
 	return d
 }
 
-// addDays returns t plus n whole days.
-func addDays(t int64, n int) int64 { return t + int64(n)*secondsPerDay }
-
 // evOpt sets optional fields of a test event.
 type evOpt func(*Event)
 

@@ -90,10 +90,3 @@ func (c *pipelineClock) Now() time.Time {
 	return sim
 }
 
-// live reports whether the pipeline's clock has become the simulated clock.
-func (c *pipelineClock) live() bool {
-	c.Now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.base == liveFrontier
-}

@@ -28,9 +28,6 @@ func (r *rng) intn(n int) int {
 	return int(hi)
 }
 
-// uniform returns a uniform number in [lo, hi).
-func (r *rng) uniform(lo, hi float64) float64 { return lo + (hi-lo)*r.float() }
-
 // chance reports true with probability p.
 func (r *rng) chance(p float64) bool { return r.float() < p }
 
