@@ -89,4 +89,3 @@ func (c *pipelineClock) Now() time.Time {
 	}
 	return sim
 }
-
