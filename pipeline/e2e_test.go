@@ -56,54 +56,14 @@ func knownAnswer(t *testing.T, addr string, recs []gen.Record, end time.Time, mo
 	}
 	started := time.Now()
 	stop := runPipeline(t, p)
-	ends := map[string]map[int]int64{
-		topics.Bookings: inputEnds(t, addr, topics.Bookings),
-		topics.Activity: inputEnds(t, addr, topics.Activity),
-	}
+	ends := allInputEnds(t, addr, topics)
 	waitFor(t, 90*time.Second, "the pipeline to consume the inputs", func() bool { return caughtUp(t, store, topics, ends) })
 	consumed := time.Since(started)
 	clock.Set(final)
-	// Wait for every expected alert, or for the output to stop changing
-	// (then the comparison below reports what is missing or extra).
-	last, since := -1, time.Now()
-	waitFor(t, 60*time.Second, "every expected alert, or quiet output", func() bool {
-		got := collectAlerts(t, addr, topics, false)
-		all := true
-		for id := range want {
-			if got[id] == 0 {
-				all = false
-				break
-			}
-		}
-		if all {
-			return true
-		}
-		if n := len(got); n != last {
-			last, since = n, time.Now()
-		}
-		return time.Since(since) > 3*time.Second
-	})
+	got := awaitAlerts(t, addr, topics, want, 60*time.Second)
 	stop()
 	checkNoPipelineGoroutines(t)
-	got := collectAlerts(t, addr, topics, true)
-	var missing, extra []string
-	dups := 0
-	for id := range want {
-		if got[id] == 0 {
-			missing = append(missing, id)
-		}
-	}
-	for id, n := range got {
-		if !want[id] {
-			extra = append(extra, id)
-		}
-		dups += n - 1
-	}
-	slices.Sort(missing)
-	slices.Sort(extra)
-	if len(missing) > 0 || len(extra) > 0 {
-		t.Errorf("alerts differ from replay: %d missing %v, %d extra %v", len(missing), head(missing), len(extra), head(extra))
-	}
+	dups := compareAlerts(t, want, got)
 	st, err := store.Stats()
 	if err != nil {
 		t.Fatal(err)

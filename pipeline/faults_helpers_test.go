@@ -57,24 +57,12 @@ func faultTimes(cfg pipeline.Config, end time.Time) (final, until time.Time) {
 // would then rightly differ from replay's: docs/pipeline.md, "When
 // producers are out of order".)
 //
-// What remains is the race the worker's hold-back rule cannot see: a
-// topic's "caught up" comes from its last fetch, so a step of one topic
-// fetched before the previous step of the other is fetched could be
-// applied first. BatchWait (50ms) makes that unlikely, and it changes an
-// alert only when both records concern the same member and their order
-// matters.
+// Steps go out back to back. That timing exposed a race the worker used to
+// have (a topic counted as caught up on a fetch older than the other
+// topic's record); the worker now holds a record back until the other
+// topic is caught up as of a fetch issued after the record arrived.
 func streamSteps(recs []gen.Record, topics pipeline.Topics, partitions int) [][]kafka.Message {
-	ordered := slices.Clone(recs)
-	slices.SortStableFunc(ordered, func(a, b gen.Record) int {
-		switch {
-		case a.At != b.At:
-			return int(a.At - b.At)
-		case a.Topic != b.Topic:
-			return int(a.Topic) - int(b.Topic)
-		}
-		return 0
-	})
-	msgs := toMessages(ordered, topics)
+	msgs := toMessages(pipelineOrder(recs), topics)
 	ids := make([]int, partitions)
 	for i := range ids {
 		ids[i] = i
@@ -105,17 +93,14 @@ func streamSteps(recs []gen.Record, topics pipeline.Topics, partitions int) [][]
 	}
 }
 
-// stepGap is the least time between two produce steps. Steps written
-// back to back (about 1ms apart) let the cross-topic race that
-// streamSteps describes change an alert in about one crash test in five
-// (the worker takes the later step's fetch of one topic before the
-// earlier step's fetch of the other); 5ms makes it rare.
-// CHURNFLOW_STEP_GAP=0 (a duration) reproduces the race.
+// stepGap is the least time between two produce steps: none by default,
+// the timing that exposed the cross-topic race streamSteps describes.
+// CHURNFLOW_STEP_GAP (a duration) spaces them out.
 var stepGap = func() time.Duration {
 	if d, err := time.ParseDuration(os.Getenv("CHURNFLOW_STEP_GAP")); err == nil {
 		return d
 	}
-	return 5 * time.Millisecond
+	return 0
 }()
 
 // streamer produces steps in segments, each released by the test and

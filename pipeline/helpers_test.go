@@ -200,12 +200,10 @@ func toMessages(recs []gen.Record, topics pipeline.Topics) []kafka.Message {
 	return msgs
 }
 
-// replayAlerts runs internal/replay over the records and returns the
-// alert ids, firing timers up to until (inclusive). The input is ordered
-// as the pipeline applies it: by (occurred_at, topic: bookings first),
-// each topic in production order; replay keeps input order at equal times.
-func replayAlerts(t *testing.T, g *operators.Engine, recs []gen.Record, until time.Time) map[string]bool {
-	t.Helper()
+// pipelineOrder returns the records in the order the pipeline applies
+// them: by occurred_at, bookings before activity at equal times, each topic
+// in production order.
+func pipelineOrder(recs []gen.Record) []gen.Record {
 	ordered := slices.Clone(recs)
 	slices.SortStableFunc(ordered, func(a, b gen.Record) int {
 		switch {
@@ -216,6 +214,16 @@ func replayAlerts(t *testing.T, g *operators.Engine, recs []gen.Record, until ti
 		}
 		return 0
 	})
+	return ordered
+}
+
+// replayAlerts runs internal/replay over the records and returns the
+// alert ids, firing timers up to until (inclusive). The input is ordered
+// as the pipeline applies it: by (occurred_at, topic: bookings first),
+// each topic in production order; replay keeps input order at equal times.
+func replayAlerts(t *testing.T, g *operators.Engine, recs []gen.Record, until time.Time) map[string]bool {
+	t.Helper()
+	ordered := pipelineOrder(recs)
 	var in bytes.Buffer
 	for i := range ordered {
 		in.Write(ordered[i].AppendJSON(nil))
