@@ -19,6 +19,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/churnflow/churnflow/internal/gen"
+	"github.com/churnflow/churnflow/internal/kafkatest"
 	"github.com/churnflow/churnflow/pipeline"
 	"github.com/churnflow/churnflow/state"
 )
@@ -302,8 +303,8 @@ func outboxLen(t *testing.T, s *state.Store, p int) int {
 func allInputEnds(t *testing.T, addr string, topics pipeline.Topics) map[string]map[int]int64 {
 	t.Helper()
 	return map[string]map[int]int64{
-		topics.Bookings: inputEnds(t, addr, topics.Bookings),
-		topics.Activity: inputEnds(t, addr, topics.Activity),
+		topics.Bookings: kafkatest.EndOffsets(t, addr, topics.Bookings),
+		topics.Activity: kafkatest.EndOffsets(t, addr, topics.Activity),
 	}
 }
 

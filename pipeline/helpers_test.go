@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"runtime"
 	"slices"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/churnflow/churnflow/internal/devbroker"
 	"github.com/churnflow/churnflow/internal/gen"
+	"github.com/churnflow/churnflow/internal/kafkatest"
 	"github.com/churnflow/churnflow/internal/replay"
 	"github.com/churnflow/churnflow/operators"
 	"github.com/churnflow/churnflow/pipeline"
@@ -105,50 +107,13 @@ func produce(t *testing.T, addr string, msgs []kafka.Message) {
 	}
 }
 
-// readTopic reads every record of every partition of topic, up to the
-// high-water marks of the moment.
+// readTopic reads every record of topic, partition after partition.
 func readTopic(t *testing.T, addr, topic string) []kafka.Message {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	conn, err := kafka.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parts, err := conn.ReadPartitions(topic)
-	conn.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	byPart := kafkatest.ReadTopic(t, addr, topic)
 	var out []kafka.Message
-	for _, p := range parts {
-		c, err := kafka.DialLeader(ctx, "tcp", addr, topic, p.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		first, last, err := c.ReadOffsets()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.Seek(first, kafka.SeekAbsolute); err != nil {
-			t.Fatal(err)
-		}
-		for off := first; off < last; {
-			c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			b := c.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 500 * time.Millisecond})
-			for {
-				m, err := b.ReadMessage()
-				if err != nil {
-					break
-				}
-				out = append(out, m)
-				off = m.Offset + 1
-			}
-			if err := b.Close(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		c.Close()
+	for _, p := range slices.Sorted(maps.Keys(byPart)) {
+		out = append(out, byPart[p]...)
 	}
 	return out
 }
@@ -344,36 +309,6 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-// inputEnds returns the high-water mark of every partition of topic.
-func inputEnds(t *testing.T, addr, topic string) map[int]int64 {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	conn, err := kafka.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parts, err := conn.ReadPartitions(topic)
-	conn.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[int]int64{}
-	for _, p := range parts {
-		c, err := kafka.DialLeader(ctx, "tcp", addr, topic, p.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, last, err := c.ReadOffsets()
-		c.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[p.ID] = last
-	}
-	return out
 }
 
 // caughtUp reports whether the store's committed offsets reached the ends.

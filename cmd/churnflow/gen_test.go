@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 	"reflect"
@@ -9,10 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/churnflow/churnflow/internal/devbroker"
 	"github.com/churnflow/churnflow/internal/gen"
+	"github.com/churnflow/churnflow/internal/kafkatest"
 	"github.com/churnflow/churnflow/operators"
 )
 
@@ -63,53 +61,6 @@ func TestGenFlagErrors(t *testing.T) {
 	}
 }
 
-// readTopic reads every message of a topic, partition by partition.
-func readTopic(t *testing.T, addr, topic string) map[int][]kafka.Message {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	conn, err := kafka.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parts, err := conn.ReadPartitions(topic)
-	conn.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[int][]kafka.Message{}
-	for _, p := range parts {
-		lc, err := kafka.DialLeader(ctx, "tcp", addr, topic, p.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		first, last, err := lc.ReadOffsets()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for off := first; off < last; {
-			if _, err := lc.Seek(off, kafka.SeekAbsolute); err != nil {
-				t.Fatal(err)
-			}
-			lc.SetReadDeadline(time.Now().Add(10 * time.Second))
-			b := lc.ReadBatch(1, 16<<20)
-			for {
-				m, err := b.ReadMessage()
-				if err != nil {
-					break
-				}
-				out[p.ID] = append(out[p.ID], m)
-				off = m.Offset + 1
-			}
-			if err := b.Close(); err != nil && off < last {
-				t.Fatalf("read %s/%d at %d: %v", topic, p.ID, off, err)
-			}
-		}
-		lc.Close()
-	}
-	return out
-}
-
 func startBroker(t *testing.T, partitions int32) string {
 	t.Helper()
 	cfg := devbroker.DefaultConfig()
@@ -158,7 +109,7 @@ func TestGenToKafka(t *testing.T) {
 	for topic, wantN := range map[string]int{"churnflow.bookings": wantTopic[gen.TopicBookings], "churnflow.activity": wantTopic[gen.TopicActivity]} {
 		n := 0
 		keyPart := map[string]int{}
-		for p, msgs := range readTopic(t, addr, topic) {
+		for p, msgs := range kafkatest.ReadTopic(t, addr, topic) {
 			for _, m := range msgs {
 				n++
 				got[string(m.Value)]++
@@ -203,7 +154,7 @@ func TestGenToKafkaRateAndTopics(t *testing.T) {
 		t.Fatal(stderr)
 	}
 	n := 0
-	for _, msgs := range readTopic(t, addr, "churnflow.bookings") {
+	for _, msgs := range kafkatest.ReadTopic(t, addr, "churnflow.bookings") {
 		for _, m := range msgs {
 			n++
 			if strings.Contains(string(m.Value), `"type":"booking"`) {
