@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -40,7 +42,7 @@ func (p *Pipeline) checkTopics(ctx context.Context) (int, error) {
 	defer conn.Close()
 	t := p.cfg.Topics
 	counts := map[string]int{}
-	for _, name := range append(t.Inputs(), t.Outputs()...) {
+	for _, name := range append(append(t.Inputs(), t.Outputs()...), p.changelog) {
 		parts, err := conn.ReadPartitions(name)
 		if errors.Is(err, kafka.UnknownTopicOrPartition) {
 			continue
@@ -67,6 +69,9 @@ func (p *Pipeline) checkTopics(ctx context.Context) (int, error) {
 	case nb != na:
 		return 0, fmt.Errorf("%s has %d partitions but %s has %d: %w", t.Bookings, nb, t.Activity, na, ErrNotCoPartitioned)
 	}
+	if err := p.ensureChangelog(ctx, conn, counts, nb); err != nil {
+		return 0, err
+	}
 	var missing []string
 	for _, name := range t.Outputs() {
 		if counts[name] == 0 {
@@ -85,9 +90,84 @@ func (p *Pipeline) checkTopics(ctx context.Context) (int, error) {
 	return nb, p.createTopics(ctx, conn, missing, nb)
 }
 
+// changelogConfig is the changelog topic's configuration: compacted, and
+// never deleted by time or size; a dirty ratio lower than Kafka's default
+// keeps a restore's reading closer to one record per member.
+var changelogConfig = []kafka.ConfigEntry{
+	{ConfigName: "cleanup.policy", ConfigValue: "compact"},
+	{ConfigName: "min.cleanable.dirty.ratio", ConfigValue: "0.1"},
+	{ConfigName: "segment.bytes", ConfigValue: strconv.Itoa(64 << 20)},
+}
+
+// ErrChangelog means the changelog topic exists but cannot serve as one.
+var ErrChangelog = errors.New("changelog topic unusable")
+
+// ensureChangelog creates the changelog topic when it is missing (always:
+// it is churnflow's own, as Kafka Streams creates its internal topics), or
+// checks that it has one partition per input partition and is compacted.
+func (p *Pipeline) ensureChangelog(ctx context.Context, conn *kafka.Conn, counts map[string]int, n int) error {
+	name := p.changelog
+	if got, ok := counts[name]; ok {
+		if got != n {
+			return fmt.Errorf("%s has %d partitions but the inputs have %d (delete it, or set topics.changelog to a new name, and it is created; state is then rebuilt from the local state directories): %w", name, got, n, ErrChangelog)
+		}
+		return p.checkCompacted(ctx, name)
+	}
+	if err := p.createTopicsWith(ctx, conn, []string{name}, n, changelogConfig); err != nil {
+		return err
+	}
+	p.log.Info().Str("topic", name).Int("partitions", n).Msg("created changelog topic")
+	return nil
+}
+
+// checkCompacted verifies that topic's cleanup.policy compacts and does not
+// delete: a changelog whose records expire loses the state of quiet members.
+func (p *Pipeline) checkCompacted(ctx context.Context, topic string) error {
+	c := &kafka.Client{Addr: kafka.TCP(p.cfg.Brokers...), Timeout: 30 * time.Second, Transport: p.transport()}
+	resp, err := c.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{"cleanup.policy"},
+	}}})
+	if err != nil {
+		return fmt.Errorf("describe %s: %w", topic, err)
+	}
+	for _, r := range resp.Resources {
+		if r.Error != nil {
+			return fmt.Errorf("describe %s: %w", topic, r.Error)
+		}
+		for _, e := range r.ConfigEntries {
+			if e.ConfigName != "cleanup.policy" {
+				continue
+			}
+			policy := "," + strings.ReplaceAll(e.ConfigValue, " ", "") + ","
+			if !strings.Contains(policy, ",compact,") || strings.Contains(policy, ",delete,") {
+				return fmt.Errorf("%s has cleanup.policy=%s; it must be \"compact\" alone (kafka-configs --alter --entity-type topics --entity-name %s --add-config cleanup.policy=compact): %w",
+					topic, e.ConfigValue, topic, ErrChangelog)
+			}
+		}
+	}
+	return nil
+}
+
+// transport is a kafka.Transport that dials as the pipeline's Dialer does.
+func (p *Pipeline) transport() *kafka.Transport {
+	if d := p.cfg.Dialer; d != nil {
+		return &kafka.Transport{Dial: d.DialFunc, TLS: d.TLS, SASL: d.SASLMechanism, ClientID: d.ClientID}
+	}
+	return &kafka.Transport{}
+}
+
 // createTopics creates topics on the controller with n partitions and a
 // replication factor of min(3, brokers).
 func (p *Pipeline) createTopics(ctx context.Context, conn *kafka.Conn, names []string, n int) error {
+	if err := p.createTopicsWith(ctx, conn, names, n, nil); err != nil {
+		return err
+	}
+	p.log.Info().Strs("topics", names).Int("partitions", n).Msg("created output topics")
+	return nil
+}
+
+// createTopicsWith creates topics with extra configuration entries.
+func (p *Pipeline) createTopicsWith(ctx context.Context, conn *kafka.Conn, names []string, n int, extra []kafka.ConfigEntry) error {
 	brokers, err := conn.Brokers()
 	if err != nil {
 		return fmt.Errorf("list brokers: %w", err)
@@ -104,8 +184,8 @@ func (p *Pipeline) createTopics(ctx context.Context, conn *kafka.Conn, names []s
 	rf := min(3, len(brokers))
 	var cfgs []kafka.TopicConfig
 	for _, name := range names {
-		tc := kafka.TopicConfig{Topic: name, NumPartitions: n, ReplicationFactor: rf}
-		if p.cfg.Topics.Compacted(name) {
+		tc := kafka.TopicConfig{Topic: name, NumPartitions: n, ReplicationFactor: rf, ConfigEntries: extra}
+		if p.cfg.Topics.Compacted(name) && extra == nil {
 			tc.ConfigEntries = []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}
 		}
 		cfgs = append(cfgs, tc)
@@ -113,6 +193,6 @@ func (p *Pipeline) createTopics(ctx context.Context, conn *kafka.Conn, names []s
 	if err := cc.CreateTopics(cfgs...); err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
 		return fmt.Errorf("create topics %v: %w", names, err)
 	}
-	p.log.Info().Strs("topics", names).Int("partitions", n).Int("replication_factor", rf).Msg("created output topics")
+	p.log.Debug().Strs("topics", names).Int("replication_factor", rf).Msg("created topics")
 	return nil
 }

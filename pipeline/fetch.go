@@ -42,6 +42,7 @@ type fetcher struct {
 	dialer    *kafka.Dialer
 	log       zerolog.Logger
 	ch        chan fetchResult
+	maxBytes  int // per fetch; 0: fetchMaxBytes
 }
 
 // run fetches until ctx ends. It retries connection and fetch errors with
@@ -86,7 +87,11 @@ func (f *fetcher) run(ctx context.Context) {
 			continue
 		}
 		issued := time.Now()
-		batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: fetchMaxBytes, MaxWait: fetchMaxWait})
+		maxBytes := f.maxBytes
+		if maxBytes == 0 {
+			maxBytes = fetchMaxBytes
+		}
+		batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: maxBytes, MaxWait: fetchMaxWait})
 		var msgs []kafka.Message
 		for {
 			m, err := batch.ReadMessage()

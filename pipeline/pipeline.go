@@ -35,6 +35,9 @@ type Pipeline struct {
 	log     zerolog.Logger
 	dialer  *kafka.Dialer
 	running atomic.Bool
+	// changelog is the changelog topic's name (Topics.ChangelogFor).
+	changelog string
+	status    *status
 }
 
 // New validates cfg and deps and returns a Pipeline. It does no I/O.
@@ -56,7 +59,8 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 	if d == nil {
 		d = &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true}
 	}
-	return &Pipeline{cfg: cfg, engine: deps.Engine, store: deps.Store, clock: deps.Clock, log: deps.Log, dialer: d}, nil
+	return &Pipeline{cfg: cfg, engine: deps.Engine, store: deps.Store, clock: deps.Clock, log: deps.Log, dialer: d,
+		changelog: cfg.Topics.ChangelogFor(cfg.Group), status: newStatus()}, nil
 }
 
 // Run checks the topics (both inputs must exist with the same partition
@@ -72,6 +76,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return ErrRunning
 	}
 	defer p.running.Store(false)
+	p.status.setRunning(true)
+	defer p.status.setRunning(false)
 	n, err := p.checkTopics(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -101,7 +107,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consumer group: %w", err)
 	}
-	prod := newProducer(&p.cfg, p.log)
+	prod := newProducer(&p.cfg, p.transport(), p.log)
 
 	var (
 		wg       sync.WaitGroup
@@ -126,6 +132,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			wg.Add(1)
 			gen.Start(func(gctx context.Context) {
 				defer wg.Done()
+				p.status.assign(id, true)
+				defer p.status.assign(id, false)
 				wctx, wcancel := context.WithCancel(runCtx)
 				defer wcancel()
 				stop := context.AfterFunc(gctx, wcancel)

@@ -37,7 +37,7 @@ type producer struct {
 	log zerolog.Logger
 }
 
-func newProducer(cfg *Config, log zerolog.Logger) *producer {
+func newProducer(cfg *Config, transport *kafka.Transport, log zerolog.Logger) *producer {
 	w := &kafka.Writer{
 		Addr:         kafka.TCP(cfg.Brokers...),
 		Balancer:     &kafka.Murmur2Balancer{},
@@ -49,10 +49,7 @@ func newProducer(cfg *Config, log zerolog.Logger) *producer {
 		// Topics are per message; the writer's own Topic stays empty.
 		// Its own transport (not kafka-go's shared DefaultTransport), so
 		// that closing the producer closes its connections too.
-		Transport: &kafka.Transport{},
-	}
-	if d := cfg.Dialer; d != nil {
-		w.Transport = &kafka.Transport{Dial: d.DialFunc, TLS: d.TLS, SASL: d.SASLMechanism, ClientID: d.ClientID}
+		Transport: transport,
 	}
 	return &producer{w: w, log: log}
 }

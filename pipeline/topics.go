@@ -14,6 +14,11 @@ type Topics struct {
 	Nudges     string `yaml:"nudges"`
 	Segments   string `yaml:"segments"` // compacted: the latest segment per member
 	DeadLetter string `yaml:"dead_letter"`
+	// Changelog is the compacted topic each partition's state changes go
+	// to, so that another instance can restore it. Empty: "<group>.changelog",
+	// one per consumer group, as Kafka Streams names its changelogs after
+	// the application id.
+	Changelog string `yaml:"changelog"`
 }
 
 // DefaultTopics returns the default topic names.
@@ -35,6 +40,14 @@ func (t Topics) Inputs() []string { return []string{t.Bookings, t.Activity} }
 // Outputs lists the output topics.
 func (t Topics) Outputs() []string {
 	return []string{t.Dormancy, t.Retention, t.Nudges, t.Segments, t.DeadLetter}
+}
+
+// ChangelogFor returns the changelog topic of consumer group group.
+func (t Topics) ChangelogFor(group string) string {
+	if t.Changelog != "" {
+		return t.Changelog
+	}
+	return group + ".changelog"
 }
 
 // Compacted reports whether a topic keeps only the latest record per key.
@@ -66,6 +79,9 @@ func (t Topics) Validate() error {
 			return fmt.Errorf("topics.%s: %q is also topics.%s", kv[0], kv[1], other)
 		}
 		seen[kv[1]] = kv[0]
+	}
+	if other, ok := seen[t.Changelog]; ok {
+		return fmt.Errorf("topics.changelog: %q is also topics.%s", t.Changelog, other)
 	}
 	return nil
 }

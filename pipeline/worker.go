@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"sync"
@@ -96,6 +97,7 @@ type member struct {
 	s       operators.MemberState
 	prevDue int64
 	found   bool
+	marks   []changelogMark // events applied in this batch, for the changelog
 }
 
 // worker processes partition p of both input topics.
@@ -116,6 +118,10 @@ type worker struct {
 	moreTimers  bool
 	firstBuf    time.Time // when the oldest buffered record arrived
 	flushCtx    context.Context
+
+	clTopic  string           // the changelog topic
+	clw      *changelogWriter // appends to partition part of it
+	dedupTTL int64            // seconds
 }
 
 func newWorker(p *Pipeline, part int, gen *kafka.Generation, prod *producer) *worker {
@@ -127,6 +133,9 @@ func newWorker(p *Pipeline, part int, gen *kafka.Generation, prod *producer) *wo
 		log:      p.log.With().Int("partition", part).Logger(),
 		lateness: int64(p.cfg.Lateness / time.Second),
 	}
+	w.clTopic = p.changelog
+	w.clw = &changelogWriter{p: p, topic: p.changelog, part: part}
+	w.dedupTTL = int64(p.store.DedupTTL() / time.Second)
 	w.in[tBookings].name = p.cfg.Topics.Bookings
 	w.in[tActivity].name = p.cfg.Topics.Activity
 	return w
@@ -147,7 +156,14 @@ func (w *worker) run(ctx context.Context) error {
 	defer stopGrace()
 	w.flushCtx = flushCtx
 
+	defer w.clw.close()
 	w.log.Info().Msg("partition worker started")
+	if err := w.syncChangelog(flushCtx); err != nil {
+		if ctx.Err() != nil || flushCtx.Err() != nil {
+			return nil
+		}
+		return &PartitionError{w.part, fmt.Errorf("changelog: %w", err)}
+	}
 	if err := w.flushOutbox(); err != nil {
 		if ctx.Err() != nil || flushCtx.Err() != nil {
 			return nil
@@ -405,6 +421,7 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 		dead    []*pending
 		applied int
 	)
+	expires := w.p.clock().Unix() + w.dedupTTL
 	for n := 0; n < cfg.BatchMax; n++ {
 		pd := w.next()
 		if pd == nil {
@@ -435,6 +452,7 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 		}
 		alerts, _ = g.Apply(&m.s, ev, alerts)
 		b.MarkSeen(ev.MemberID, ev.ID)
+		m.marks = append(m.marks, changelogMark{id: ev.ID, expires: expires})
 		w.maxEvent = max(w.maxEvent, ev.OccurredAt)
 		applied++
 	}
@@ -518,13 +536,33 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 		w.log.Debug().Str("topic", pd.msg.Topic).Int64("offset", pd.msg.Offset).Str("reason", string(pd.reason)).
 			Str("error", pd.errMsg).Msg("dead letter")
 	}
+	// The changelog's records go last: out is sent in this order, and a
+	// batch's changelog records only once its alerts are acknowledged.
+	for id, m := range members {
+		rec := state.OutboxRecord{Topic: w.clTopic, Key: []byte(changelogMemberStart + string(id))}
+		switch {
+		case !m.s.IsNew():
+			rec.Value = appendChangelogMember(nil, m.marks, &m.s)
+		case !m.found:
+			continue
+		}
+		out = append(out, outRecord{seq: b.Append(id, rec), rec: rec})
+	}
 	commitOffsets := map[string]map[int]int64{}
+	clOffsets := map[string]int64{}
 	for i := range w.in {
 		in := &w.in[i]
 		if in.dirty {
 			b.SetOffset(in.name, in.applied)
 			commitOffsets[in.name] = map[int]int64{w.part: in.applied}
 		}
+		if in.applied >= 0 {
+			clOffsets[in.name] = in.applied
+		}
+	}
+	if len(clOffsets) > 0 {
+		rec := state.OutboxRecord{Topic: w.clTopic, Key: []byte(changelogOffsetsKey), Value: appendChangelogOffsets(nil, clOffsets)}
+		out = append(out, outRecord{seq: b.Append("", rec), rec: rec})
 	}
 	committed = true
 	if err := b.Commit(context.WithoutCancel(ctx)); err != nil {
@@ -546,25 +584,60 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// send produces records and acknowledges them in the state store. It
-// returns an error only when the worker's flush context ended.
+// send produces records (in seq order) and acknowledges them in the state
+// store: first the alerts and dead letters, then, once the broker
+// acknowledged those, the changelog's records, so the changelog never
+// holds state whose alerts were not sent. It returns an error only when
+// the worker's flush context ended; then the records stay in the outbox.
 func (w *worker) send(out []outRecord) error {
 	if len(out) == 0 {
 		return nil
 	}
-	if err := w.prod.write(w.flushCtx, out); err != nil {
-		w.log.Warn().Err(err).Int("records", len(out)).Msg("outbox not flushed; it is sent on the next assignment")
-		return err
+	var regular, changelog []outRecord
+	for _, r := range out {
+		if r.rec.Topic == w.clTopic {
+			changelog = append(changelog, r)
+		} else {
+			regular = append(regular, r)
+		}
 	}
-	seqs := make([]uint64, len(out))
-	for i := range out {
-		seqs[i] = out[i].seq
+	if len(regular) > 0 {
+		if err := w.prod.write(w.flushCtx, regular); err != nil {
+			w.log.Warn().Err(err).Int("records", len(out)).Msg("outbox not flushed; it is sent on the next assignment")
+			return err
+		}
+	}
+	if len(changelog) > 0 {
+		next, err := w.clw.write(w.flushCtx, changelog)
+		if err != nil {
+			w.log.Warn().Err(err).Int("records", len(changelog)).Msg("changelog not written; it is sent on the next assignment")
+			w.ack(regular)
+			return err
+		}
+		// How far the changelog holds this instance's state; recorded
+		// before the acknowledgement, so a crash in between sends the
+		// records again rather than restoring for nothing.
+		if err := w.ps.SetOffset(w.clTopic, next); err != nil {
+			w.log.Warn().Err(err).Msg("record changelog offset")
+		}
+	}
+	w.ack(out)
+	return nil
+}
+
+// ack deletes produced records from the outbox. A failure is logged: the
+// records are sent again on the next assignment (at least once).
+func (w *worker) ack(recs []outRecord) {
+	if len(recs) == 0 {
+		return
+	}
+	seqs := make([]uint64, len(recs))
+	for i := range recs {
+		seqs[i] = recs[i].seq
 	}
 	if err := w.ps.Ack(seqs...); err != nil {
-		// Not acknowledged: sent again on the next assignment (at least once).
 		w.log.Warn().Err(err).Msg("acknowledge outbox")
 	}
-	return nil
 }
 
 // errChunk stops an outbox scan after a chunk.
@@ -589,14 +662,7 @@ func (w *worker) flushOutbox() error {
 		if len(recs) == 0 {
 			break
 		}
-		if err := w.prod.write(w.flushCtx, recs); err != nil {
-			return err
-		}
-		seqs := make([]uint64, len(recs))
-		for i := range recs {
-			seqs[i] = recs[i].seq
-		}
-		if err := w.ps.Ack(seqs...); err != nil {
+		if err := w.send(recs); err != nil {
 			return err
 		}
 		total += len(recs)
