@@ -1,0 +1,196 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/churnflow/churnflow/internal/gen"
+	"github.com/churnflow/churnflow/internal/kafkatest"
+	"github.com/churnflow/churnflow/operators"
+	"github.com/churnflow/churnflow/state"
+)
+
+// BenchmarkRestore measures how long a fresh instance (empty state
+// directory) takes from Run's start until it is ready, when the one input
+// partition it is assigned holds CHURNFLOW_RESTORE_MEMBERS members
+// (default 1,000,000) in its changelog. The states are real ones: a
+// generated population's, after its events, repeated under new ids.
+// Broker: real Apache Kafka when CHURNFLOW_REAL_KAFKA=1, else the embedded
+// one. Run with -benchtime=1x (benchmarks/RESULTS.md has the figures):
+//
+//	CHURNFLOW_REAL_KAFKA=1 go test ./pipeline -run '^$' -bench Restore -benchtime 1x
+func BenchmarkRestore(b *testing.B) {
+	members := 1_000_000
+	if v := os.Getenv("CHURNFLOW_RESTORE_MEMBERS"); v != "" {
+		var err error
+		if members, err = strconv.Atoi(v); err != nil || members < 1 {
+			b.Fatalf("CHURNFLOW_RESTORE_MEMBERS=%q: want a positive integer", v)
+		}
+	}
+	var addr, broker string
+	if kafkatest.Enabled() {
+		addr, broker = kafkatest.Start(b, 1), "kafka"
+	} else {
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(1))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(c.Close)
+		addr, broker = c.ListenAddrs()[0], "embedded"
+	}
+	cfg := DefaultConfig()
+	cfg.Brokers, cfg.Group = []string{addr}, "restore-bench"
+	topic := cfg.Topics.ChangelogFor(cfg.Group)
+	createBenchTopics(b, addr, cfg.Topics.Inputs(), topic)
+	bytes := fillChangelog(b, addr, topic, members)
+	b.Logf("%s broker, %d members, %d changelog bytes (%.0f per member)", broker, members, bytes, float64(bytes)/float64(members))
+
+	g, err := operators.NewEngine(operators.DefaultConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		opts := state.DefaultOptions(b.TempDir())
+		opts.GCInterval = 0
+		store, err := state.Open(opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p, err := New(cfg, Deps{Engine: g, Store: store})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		b.StartTimer()
+		start := time.Now()
+		go func() { done <- p.Run(ctx) }()
+		for !p.Status().Ready() {
+			select {
+			case err := <-done:
+				b.Fatalf("Run returned before ready: %v", err)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		took := time.Since(start)
+		b.StopTimer()
+		cancel()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		st, err := store.Stats()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st.Members != int64(members) {
+			b.Fatalf("restored %d members, want %d", st.Members, members)
+		}
+		if err := store.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(took.Seconds(), "s/restore")
+		b.ReportMetric(float64(members)/took.Seconds(), "members/s")
+		b.Logf("restored %d members (%d timers, disk %d MiB) in %v", st.Members, st.Timers, st.DiskBytes>>20, took.Round(time.Millisecond))
+	}
+}
+
+func createBenchTopics(b *testing.B, addr string, inputs []string, changelog string) {
+	b.Helper()
+	conn, err := kafka.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	ctrl, err := conn.Controller()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cc, err := kafka.Dial("tcp", fmt.Sprintf("%s:%d", ctrl.Host, ctrl.Port))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cc.Close()
+	tcs := []kafka.TopicConfig{{Topic: changelog, NumPartitions: 1, ReplicationFactor: 1, ConfigEntries: changelogConfig}}
+	for _, in := range inputs {
+		tcs = append(tcs, kafka.TopicConfig{Topic: in, NumPartitions: 1, ReplicationFactor: 1})
+	}
+	if err := cc.CreateTopics(tcs...); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// fillChangelog writes n member records and an offsets record, as a
+// worker would have, and returns the bytes of keys and values.
+func fillChangelog(b *testing.B, addr, topic string, n int) int64 {
+	b.Helper()
+	samples := sampleStates(b)
+	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: topic, Balancer: &kafka.LeastBytes{}, RequiredAcks: kafka.RequireAll,
+		BatchSize: 5000, BatchBytes: 1 << 20, BatchTimeout: time.Millisecond}
+	defer w.Close()
+	var total int64
+	msgs := make([]kafka.Message, 0, 5000)
+	flush := func() {
+		if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+			b.Fatal(err)
+		}
+		msgs = msgs[:0]
+	}
+	marks := []changelogMark{{id: "00000000-0000-4000-8000-000000000000", expires: time.Now().Add(7 * 24 * time.Hour).Unix()}}
+	for i := range n {
+		s := &samples[i%len(samples)]
+		m := kafka.Message{Key: fmt.Appendf(nil, "%sM%09d", changelogMemberStart, i), Value: appendChangelogMember(nil, marks, s)}
+		total += int64(len(m.Key) + len(m.Value))
+		if msgs = append(msgs, m); len(msgs) == cap(msgs) {
+			flush()
+		}
+	}
+	off := appendChangelogOffsets(nil, map[string]int64{"churnflow.bookings": 0, "churnflow.activity": 0})
+	msgs = append(msgs, kafka.Message{Key: []byte(changelogOffsetsKey), Value: off})
+	flush()
+	return total
+}
+
+// sampleStates returns the member states of a generated population after
+// two years of its events.
+func sampleStates(b *testing.B) []operators.MemberState {
+	b.Helper()
+	gc := gen.DefaultConfig()
+	gc.Members, gc.Days, gc.Tiers = 5000, 730, operators.DefaultConfig().Tiers
+	s, err := gen.NewStream(gc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, err := operators.NewEngine(operators.DefaultConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	dec := operators.NewDecoder(g.Config().TierNames())
+	states := map[operators.MemberID]*operators.MemberState{}
+	var r gen.Record
+	var ev operators.Event
+	for s.Next(&r) {
+		if r.Bad != "" || dec.Decode(r.AppendJSON(nil), &ev) != nil {
+			continue
+		}
+		st := states[r.Member]
+		if st == nil {
+			st = &operators.MemberState{}
+			states[r.Member] = st
+		}
+		g.Apply(st, &ev, nil)
+	}
+	out := make([]operators.MemberState, 0, len(states))
+	for _, st := range states {
+		out = append(out, *st)
+	}
+	return out
+}
