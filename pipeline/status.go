@@ -12,24 +12,31 @@ type Status struct {
 	Running bool
 	// Assigned lists the partition ids this instance processes, ascending.
 	Assigned []int
-	// Restoring lists the assigned partitions still restoring their state
-	// from the changelog (not processing yet), ascending.
+	// Restoring lists the assigned partitions restoring their state from
+	// the changelog, ascending.
 	Restoring []int
+	// Processing lists the assigned partitions whose worker has its state
+	// and its outbox flushed and reads the inputs, ascending.
+	Processing []int
 }
 
-// Ready reports whether the instance has partitions and none is restoring.
-func (s Status) Ready() bool { return s.Running && len(s.Assigned) > 0 && len(s.Restoring) == 0 }
+// Ready reports whether the instance has partitions and processes every
+// one of them (none is restoring or otherwise starting).
+func (s Status) Ready() bool {
+	return s.Running && len(s.Assigned) > 0 && len(s.Processing) == len(s.Assigned)
+}
 
 // status is the mutable Status behind Pipeline.Status.
 type status struct {
-	mu        sync.Mutex
-	running   bool
-	assigned  map[int]bool
-	restoring map[int]bool
+	mu         sync.Mutex
+	running    bool
+	assigned   map[int]bool
+	restoring  map[int]bool
+	processing map[int]bool
 }
 
 func newStatus() *status {
-	return &status{assigned: map[int]bool{}, restoring: map[int]bool{}}
+	return &status{assigned: map[int]bool{}, restoring: map[int]bool{}, processing: map[int]bool{}}
 }
 
 func (s *status) setRunning(v bool) {
@@ -39,6 +46,7 @@ func (s *status) setRunning(v bool) {
 	if !v {
 		clear(s.assigned)
 		clear(s.restoring)
+		clear(s.processing)
 	}
 }
 
@@ -50,6 +58,15 @@ func (s *status) assign(part int, v bool) {
 	} else {
 		delete(s.assigned, part)
 		delete(s.restoring, part)
+		delete(s.processing, part)
+	}
+}
+
+func (s *status) setProcessing(part int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.assigned[part] {
+		s.processing[part] = true
 	}
 }
 
@@ -67,9 +84,10 @@ func (s *status) snapshot() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return Status{
-		Running:   s.running,
-		Assigned:  slices.Sorted(maps.Keys(s.assigned)),
-		Restoring: slices.Sorted(maps.Keys(s.restoring)),
+		Running:    s.running,
+		Assigned:   slices.Sorted(maps.Keys(s.assigned)),
+		Restoring:  slices.Sorted(maps.Keys(s.restoring)),
+		Processing: slices.Sorted(maps.Keys(s.processing)),
 	}
 }
 

@@ -200,6 +200,7 @@ func (w *worker) run(ctx context.Context) error {
 	w.log.Info().Int64("bookings_offset", offs[w.in[tBookings].name]).Int64("activity_offset", offs[w.in[tActivity].name]).
 		Msg("partition seeked to stored offsets")
 	w.lastArrival = w.p.clock()
+	w.p.status.setProcessing(w.part)
 
 	stalled := false
 	for ctx.Err() == nil {
