@@ -41,24 +41,9 @@ func (p *Pipeline) checkTopics(ctx context.Context) (int, error) {
 	}
 	defer conn.Close()
 	t := p.cfg.Topics
-	counts := map[string]int{}
-	for _, name := range append(append(t.Inputs(), t.Outputs()...), p.changelog) {
-		parts, err := conn.ReadPartitions(name)
-		if errors.Is(err, kafka.UnknownTopicOrPartition) {
-			continue
-		}
-		if err != nil {
-			return 0, fmt.Errorf("read partitions of %s: %w", name, err)
-		}
-		n := 0
-		for _, pt := range parts {
-			if pt.Topic == name {
-				n++
-			}
-		}
-		if n > 0 {
-			counts[name] = n
-		}
+	counts, err := p.partitionCounts(ctx, append(append(t.Inputs(), t.Outputs()...), p.changelog))
+	if err != nil {
+		return 0, err
 	}
 	nb, na := counts[t.Bookings], counts[t.Activity]
 	switch {
@@ -88,6 +73,33 @@ func (p *Pipeline) checkTopics(ctx context.Context) (int, error) {
 		return nb, nil
 	}
 	return nb, p.createTopics(ctx, conn, missing, nb)
+}
+
+// partitionCounts returns the partition count of each of names that
+// exists. It asks with a Metadata request that does not allow topic
+// creation: kafka-go's Conn.ReadPartitions allows it, and a broker with
+// auto.create.topics.enable (Kafka's default) would then create every
+// topic it is asked about, with the broker's default partition count and
+// cleanup policy.
+func (p *Pipeline) partitionCounts(ctx context.Context, names []string) (map[string]int, error) {
+	tr := p.transport()
+	defer tr.CloseIdleConnections()
+	c := &kafka.Client{Addr: kafka.TCP(p.cfg.Brokers...), Timeout: 30 * time.Second, Transport: tr}
+	resp, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
+	if err != nil {
+		return nil, fmt.Errorf("read topic metadata: %w", err)
+	}
+	counts := map[string]int{}
+	for _, tp := range resp.Topics {
+		switch {
+		case errors.Is(tp.Error, kafka.UnknownTopicOrPartition):
+		case tp.Error != nil:
+			return nil, fmt.Errorf("read partitions of %s: %w", tp.Name, tp.Error)
+		case len(tp.Partitions) > 0:
+			counts[tp.Name] = len(tp.Partitions)
+		}
+	}
+	return counts, nil
 }
 
 // changelogConfig is the changelog topic's configuration: compacted, and
@@ -123,7 +135,9 @@ func (p *Pipeline) ensureChangelog(ctx context.Context, conn *kafka.Conn, counts
 // checkCompacted verifies that topic's cleanup.policy compacts and does not
 // delete: a changelog whose records expire loses the state of quiet members.
 func (p *Pipeline) checkCompacted(ctx context.Context, topic string) error {
-	c := &kafka.Client{Addr: kafka.TCP(p.cfg.Brokers...), Timeout: 30 * time.Second, Transport: p.transport()}
+	tr := p.transport()
+	defer tr.CloseIdleConnections()
+	c := &kafka.Client{Addr: kafka.TCP(p.cfg.Brokers...), Timeout: 30 * time.Second, Transport: tr}
 	resp, err := c.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
 		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{"cleanup.policy"},
 	}}})

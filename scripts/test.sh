@@ -29,6 +29,32 @@ else
 	$sudo apt-get update -qq
 	$sudo apt-get install -y -qq kcat
 fi
+# confluent-kafka (PyPI's librdkafka-based Python client; its manylinux
+# wheel bundles librdkafka) for the Python interoperability test
+# (pipeline/interop_test.go), in a venv under .cache/pyenv made only when
+# it lacks the pinned version. The tests take the interpreter from
+# CHURNFLOW_PYTHON and, under CI=true, fail without it.
+CONFLUENT_KAFKA_VERSION=2.16.1
+pyenv_dir="$PWD/.cache/pyenv"
+has_confluent() {
+	"$pyenv_dir/bin/python" -c "import sys, confluent_kafka, importlib.metadata as m; sys.exit(m.version('confluent-kafka') != '$CONFLUENT_KAFKA_VERSION')" 2>/dev/null
+}
+if ! has_confluent; then
+	mkdir -p "$(dirname "$pyenv_dir")"
+	if ! python3 -m venv --clear "$pyenv_dir"; then
+		# Debian's own python3 keeps venv (ensurepip) in python3-venv.
+		sudo=""
+		[ "$(id -u)" -eq 0 ] || sudo="sudo"
+		$sudo apt-get update -qq
+		$sudo apt-get install -y -qq python3-venv
+		python3 -m venv --clear "$pyenv_dir"
+	fi
+	"$pyenv_dir/bin/python" -m pip install -q --disable-pip-version-check --only-binary=:all: \
+		"confluent-kafka==$CONFLUENT_KAFKA_VERSION"
+	has_confluent || { echo "confluent-kafka $CONFLUENT_KAFKA_VERSION did not install in $pyenv_dir"; exit 1; }
+fi
+export CHURNFLOW_PYTHON="$pyenv_dir/bin/python"
+echo "confluent-kafka: $("$CHURNFLOW_PYTHON" -c 'import confluent_kafka as c; print(c.__version__, "librdkafka", c.libversion()[0])') ($CHURNFLOW_PYTHON)"
 
 step "go test"
 # CHURNFLOW_REAL_KAFKA=1: the real Apache Kafka tests run too; their harness
