@@ -32,6 +32,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -209,6 +210,9 @@ func (c *changelogWriter) write(ctx context.Context, recs []outRecord) (int64, e
 		}
 		base, err := c.send(ctx, msgs)
 		if err == nil {
+			if backoff != 0 {
+				c.p.status.kafkaOK(c.client())
+			}
 			next, recs, backoff = base+int64(n), recs[n:], 0
 			continue
 		}
@@ -216,6 +220,7 @@ func (c *changelogWriter) write(ctx context.Context, recs []outRecord) (int64, e
 		if ctx.Err() != nil {
 			return -1, ctx.Err()
 		}
+		c.p.status.kafkaFailed(c.client(), err)
 		backoff = min(max(2*backoff, backoffMin), backoffMax)
 		c.p.log.Warn().Err(err).Str("topic", c.topic).Int("partition", c.part).Int("pending", len(recs)).
 			Dur("retry_in", backoff).Msg("write changelog")
@@ -250,23 +255,27 @@ func (c *changelogWriter) send(ctx context.Context, msgs []kafka.Message) (int64
 func (c *changelogWriter) endOffset(ctx context.Context) (int64, error) {
 	backoff := time.Duration(0)
 	for {
+		var err error
 		if c.conn == nil {
-			conn, err := c.p.dialLeader(ctx, c.topic, c.part)
-			if err == nil {
+			var conn *kafka.Conn
+			if conn, err = c.p.dialLeader(ctx, c.topic, c.part); err == nil {
 				c.conn = conn
 			} else if ctx.Err() != nil {
 				return 0, ctx.Err()
 			}
 		}
-		var err error
 		if c.conn != nil {
 			c.conn.SetDeadline(time.Now().Add(changelogWriteTimeout))
 			var end int64
 			if end, err = c.conn.ReadLastOffset(); err == nil {
+				if backoff != 0 {
+					c.p.status.kafkaOK(c.client())
+				}
 				return end, nil
 			}
 			c.close()
 		}
+		c.p.status.kafkaFailed(c.client(), err)
 		backoff = min(max(2*backoff, backoffMin), backoffMax)
 		c.p.log.Warn().Err(err).Str("topic", c.topic).Int("partition", c.part).Dur("retry_in", backoff).
 			Msg("read changelog end offset")
@@ -274,6 +283,15 @@ func (c *changelogWriter) endOffset(ctx context.Context) (int64, error) {
 			return 0, ctx.Err()
 		}
 	}
+}
+
+// client names the writer in Status.KafkaErrors.
+func (c *changelogWriter) client() string { return "changelog " + strconv.Itoa(c.part) }
+
+// stop closes the connection and clears the writer's failure, if any.
+func (c *changelogWriter) stop() {
+	c.close()
+	c.p.status.kafkaOK(c.client())
 }
 
 func (c *changelogWriter) close() {

@@ -42,13 +42,16 @@ type fetcher struct {
 	dialer    *kafka.Dialer
 	log       zerolog.Logger
 	ch        chan fetchResult
-	maxBytes  int // per fetch; 0: fetchMaxBytes
+	maxBytes  int     // per fetch; 0: fetchMaxBytes
+	status    *status // told of errors and successes; may be nil
 }
 
 // run fetches until ctx ends. It retries connection and fetch errors with
 // back-off; it never gives up while ctx lives.
 func (f *fetcher) run(ctx context.Context) {
 	defer close(f.ch)
+	client := fmt.Sprintf("fetch %s/%d", f.topic, f.partition)
+	defer f.status.kafkaOK(client) // a stopped fetcher is not failing
 	var conn *kafka.Conn
 	defer func() {
 		if conn != nil {
@@ -62,6 +65,7 @@ func (f *fetcher) run(ctx context.Context) {
 			conn.Close()
 			conn = nil
 		}
+		f.status.kafkaFailed(client, err)
 		backoff = min(max(2*backoff, backoffMin), backoffMax)
 		f.log.Warn().Err(err).Str("topic", f.topic).Int("partition", f.partition).Dur("retry_in", backoff).Msg(what)
 		return sleep(ctx, backoff)
@@ -126,7 +130,10 @@ func (f *fetcher) run(ctx context.Context) {
 			}
 			continue
 		}
-		backoff = 0
+		if backoff != 0 {
+			f.status.kafkaOK(client)
+			backoff = 0
+		}
 		if len(msgs) == 0 {
 			select {
 			case f.ch <- fetchResult{hwm: hwm, next: next, issued: issued}:

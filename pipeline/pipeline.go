@@ -108,6 +108,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return fmt.Errorf("consumer group: %w", err)
 	}
 	prod := newProducer(&p.cfg, p.transport(), p.log)
+	prod.status = p.status
 
 	var (
 		wg       sync.WaitGroup

@@ -33,8 +33,9 @@ type outRecord struct {
 // each worker writes its own partition's records in seq order, and a member
 // always hashes to the same output partition, so per-member order holds.
 type producer struct {
-	w   *kafka.Writer
-	log zerolog.Logger
+	w      *kafka.Writer
+	log    zerolog.Logger
+	status *status // may be nil
 }
 
 func newProducer(cfg *Config, transport *kafka.Transport, log zerolog.Logger) *producer {
@@ -82,12 +83,16 @@ func (pr *producer) write(ctx context.Context, recs []outRecord) error {
 		n := min(len(msgs), produceChunk)
 		err := pr.w.WriteMessages(ctx, msgs[:n]...)
 		if err == nil {
+			if backoff != 0 {
+				pr.status.kafkaOK("produce")
+			}
 			msgs, backoff = msgs[n:], 0
 			continue
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		pr.status.kafkaFailed("produce", err)
 		first := 0
 		var we kafka.WriteErrors
 		if errors.As(err, &we) {

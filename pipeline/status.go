@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Status is what a Pipeline is doing now, for readiness probes and tests.
@@ -18,12 +19,19 @@ type Status struct {
 	// Processing lists the assigned partitions whose worker has its state
 	// and its outbox flushed and reads the inputs, ascending.
 	Processing []int
+	// KafkaErrors holds, per client that is failing to talk to Kafka and
+	// retrying ("fetch <topic>/<partition>", "produce", "changelog
+	// <partition>"), its last error; empty when every client's last
+	// exchange succeeded. KafkaErrorSince is when the oldest of these
+	// failures started.
+	KafkaErrors     map[string]string
+	KafkaErrorSince time.Time
 }
 
-// Ready reports whether the instance has partitions and processes every
-// one of them (none is restoring or otherwise starting).
+// Ready reports whether the instance has partitions, processes every one
+// of them (none is restoring or otherwise starting) and reaches Kafka.
 func (s Status) Ready() bool {
-	return s.Running && len(s.Assigned) > 0 && len(s.Processing) == len(s.Assigned)
+	return s.Running && len(s.Assigned) > 0 && len(s.Processing) == len(s.Assigned) && len(s.KafkaErrors) == 0
 }
 
 // status is the mutable Status behind Pipeline.Status.
@@ -33,10 +41,43 @@ type status struct {
 	assigned   map[int]bool
 	restoring  map[int]bool
 	processing map[int]bool
+	failing    map[string]kafkaFailure
+}
+
+type kafkaFailure struct {
+	err   string
+	since time.Time
+}
+
+// kafkaFailed records that client's exchange with Kafka failed. Nil-safe.
+func (s *status) kafkaFailed(client string, err error) {
+	if s == nil || err == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.failing[client]
+	if !ok {
+		f.since = time.Now()
+	}
+	f.err = err.Error()
+	s.failing[client] = f
+}
+
+// kafkaOK records that client's exchange succeeded, or that the client
+// stopped. Nil-safe.
+func (s *status) kafkaOK(client string) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.failing, client)
 }
 
 func newStatus() *status {
-	return &status{assigned: map[int]bool{}, restoring: map[int]bool{}, processing: map[int]bool{}}
+	return &status{assigned: map[int]bool{}, restoring: map[int]bool{}, processing: map[int]bool{},
+		failing: map[string]kafkaFailure{}}
 }
 
 func (s *status) setRunning(v bool) {
@@ -47,6 +88,7 @@ func (s *status) setRunning(v bool) {
 		clear(s.assigned)
 		clear(s.restoring)
 		clear(s.processing)
+		clear(s.failing)
 	}
 }
 
@@ -83,11 +125,24 @@ func (s *status) setRestoring(part int, v bool) {
 func (s *status) snapshot() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var errs map[string]string
+	var since time.Time
+	for c, f := range s.failing {
+		if errs == nil {
+			errs = map[string]string{}
+		}
+		errs[c] = f.err
+		if since.IsZero() || f.since.Before(since) {
+			since = f.since
+		}
+	}
 	return Status{
-		Running:    s.running,
-		Assigned:   slices.Sorted(maps.Keys(s.assigned)),
-		Restoring:  slices.Sorted(maps.Keys(s.restoring)),
-		Processing: slices.Sorted(maps.Keys(s.processing)),
+		Running:         s.running,
+		Assigned:        slices.Sorted(maps.Keys(s.assigned)),
+		Restoring:       slices.Sorted(maps.Keys(s.restoring)),
+		Processing:      slices.Sorted(maps.Keys(s.processing)),
+		KafkaErrors:     errs,
+		KafkaErrorSince: since,
 	}
 }
 

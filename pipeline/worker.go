@@ -156,7 +156,7 @@ func (w *worker) run(ctx context.Context) error {
 	defer stopGrace()
 	w.flushCtx = flushCtx
 
-	defer w.clw.close()
+	defer w.clw.stop()
 	w.log.Info().Msg("partition worker started")
 	if err := w.syncChangelog(flushCtx); err != nil {
 		if ctx.Err() != nil || flushCtx.Err() != nil {
@@ -193,7 +193,7 @@ func (w *worker) run(ctx context.Context) error {
 		in.applied = start
 		in.ch = make(chan fetchResult, 2)
 		f := &fetcher{topic: in.name, partition: w.part, start: start, brokers: w.p.cfg.Brokers,
-			dialer: w.p.dialer, log: w.log, ch: in.ch}
+			dialer: w.p.dialer, log: w.log, ch: in.ch, status: w.p.status}
 		fwg.Add(1)
 		go func() { defer fwg.Done(); f.run(fctx) }()
 	}
