@@ -128,7 +128,19 @@ func (p *Pipeline) ensureChangelog(ctx context.Context, conn *kafka.Conn, counts
 	if err := p.createTopicsWith(ctx, conn, []string{name}, n, changelogConfig); err != nil {
 		return err
 	}
-	p.log.Info().Str("topic", name).Int("partitions", n).Msg("created changelog topic")
+	// Another instance may have created it first (or the broker, from a
+	// metadata request of some other client): check what exists.
+	after, err := p.partitionCounts(ctx, []string{name})
+	if err != nil {
+		return err
+	}
+	if got := after[name]; got != n && got != 0 {
+		return fmt.Errorf("%s has %d partitions but the inputs have %d (created meanwhile by another client; delete it and start again): %w", name, got, n, ErrChangelog)
+	}
+	if err := p.checkCompacted(ctx, name); err != nil {
+		return err
+	}
+	p.log.Info().Str("topic", name).Int("partitions", n).Msg("changelog topic ready")
 	return nil
 }
 

@@ -306,7 +306,11 @@ func (c *changelogWriter) close() {
 func (p *Pipeline) dialLeader(ctx context.Context, topic string, part int) (*kafka.Conn, error) {
 	var errs []error
 	for _, b := range p.cfg.Brokers {
-		conn, err := p.dialer.DialLeader(ctx, "tcp", b, topic, part)
+		// kafka-go's leader lookup retries a missing partition until its
+		// context ends: bound it so the caller logs and retries.
+		dctx, cancel := context.WithTimeout(ctx, changelogWriteTimeout)
+		conn, err := p.dialer.DialLeader(dctx, "tcp", b, topic, part)
+		cancel()
 		if err == nil {
 			return conn, nil
 		}
@@ -378,10 +382,13 @@ func (w *worker) restore(ctx context.Context, end int64) (restoreStats, error) {
 		}
 	}
 	if offsets == nil {
-		offsets = map[string]int64{}
+		// Member records but no offsets record: a seed (seedChangelog)
+		// that was interrupted. Its states cannot say which input they
+		// reflect.
+		return st, fmt.Errorf("changelog %s/%d has %d records but no offsets record (%q): an interrupted seed from a local state directory; run the instance that holds that directory again so it seeds the changelog anew, or delete the changelog to rebuild from the input topics",
+			w.clTopic, w.part, st.records, changelogOffsetsKey)
 	}
-	offsets[w.clTopic] = end
-	st.members, st.markers, err = ld.Finish(ctx, offsets)
+	st.members, st.markers, err = ld.Finish(ctx, offsets, end)
 	st.took = time.Since(t0)
 	return st, err
 }
@@ -482,7 +489,12 @@ func (w *worker) seedChangelog(ctx context.Context, offs map[string]int64) (int6
 //     dropping the local state and its outbox (what that outbox held was
 //     never part of the changelog, so the restored state is from before
 //     it, and its input is processed again).
-func (w *worker) syncChangelog(ctx context.Context) error {
+//
+// The restore stops when ctx (the partition's assignment) ends, so that a
+// long restore does not hold up a rebalance; what it loaded has no offsets
+// and is loaded again next time. Seeding runs under flushCtx: it goes on
+// for the shutdown grace, as a flush does.
+func (w *worker) syncChangelog(ctx, flushCtx context.Context) error {
 	offs, err := w.ps.Offsets()
 	if err != nil {
 		return err
@@ -491,19 +503,22 @@ func (w *worker) syncChangelog(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pos, known := offs[w.clTopic]
-	local := len(offs) > 0
+	pos, known, err := w.ps.ChangelogOffset()
+	if err != nil {
+		return err
+	}
+	local := len(offs) > 0 || known
 	switch {
 	case known && pos == end:
 		w.log.Info().Int64("changelog_offset", end).Msg("local state is current with the changelog")
 		return nil
 	case end == 0 && local:
 		w.log.Warn().Int64("recorded_offset", pos).Msg("changelog is empty: seeding it from the local state")
-		next, err := w.seedChangelog(ctx, offs)
+		next, err := w.seedChangelog(flushCtx, offs)
 		if err != nil {
 			return fmt.Errorf("seed changelog: %w", err)
 		}
-		return w.ps.SetOffset(w.clTopic, next)
+		return w.ps.SetChangelogOffset(next)
 	case end == 0:
 		return nil // a new partition
 	}

@@ -158,7 +158,7 @@ func (w *worker) run(ctx context.Context) error {
 
 	defer w.clw.stop()
 	w.log.Info().Msg("partition worker started")
-	if err := w.syncChangelog(flushCtx); err != nil {
+	if err := w.syncChangelog(ctx, flushCtx); err != nil {
 		if ctx.Err() != nil || flushCtx.Err() != nil {
 			return nil
 		}
@@ -618,7 +618,7 @@ func (w *worker) send(out []outRecord) error {
 		// How far the changelog holds this instance's state; recorded
 		// before the acknowledgement, so a crash in between sends the
 		// records again rather than restoring for nothing.
-		if err := w.ps.SetOffset(w.clTopic, next); err != nil {
+		if err := w.ps.SetChangelogOffset(next); err != nil {
 			w.log.Warn().Err(err).Msg("record changelog offset")
 		}
 	}

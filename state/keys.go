@@ -17,6 +17,7 @@ import (
 //	x/<p>/<seq:8>               outbox record (encodeRecord)
 //	d/<p>/<event_id>            dedup marker, empty value, entry TTL
 //	q/<p>/next                  next outbox sequence number, 8-byte big-endian
+//	c/<p>/next                  the changelog's next offset after this state's last write, 8-byte big-endian
 //
 // <due:8> is the due time in Unix seconds with the sign bit flipped, written
 // big-endian ("offset binary"): for the positive times the pipeline uses this
@@ -31,10 +32,11 @@ const (
 	kindOutbox = 'x'
 	kindDedup  = 'd'
 	kindSeq    = 'q'
+	kindLog    = 'c'
 )
 
 // kinds lists every key kind, for scans over a whole partition.
-var kinds = [...]byte{kindMember, kindTimer, kindOffset, kindOutbox, kindDedup, kindSeq}
+var kinds = [...]byte{kindMember, kindTimer, kindOffset, kindOutbox, kindDedup, kindSeq, kindLog}
 
 // appendPrefix appends "<kind>/<p>/".
 func appendPrefix(dst []byte, kind byte, p Partition) []byte {
@@ -84,6 +86,10 @@ func dedupKey(dst []byte, p Partition, eventID string) []byte {
 
 func seqKey(dst []byte, p Partition) []byte {
 	return append(appendPrefix(dst, kindSeq, p), "next"...)
+}
+
+func changelogKey(dst []byte, p Partition) []byte {
+	return append(appendPrefix(dst, kindLog, p), "next"...)
 }
 
 // parsePartition reads the partition of any key ("<kind>/<p>/...").

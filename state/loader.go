@@ -115,10 +115,11 @@ func (l *Loader) write(e *badger.Entry, del bool) error {
 }
 
 // Finish flushes what was loaded, writes one timer entry per member with a
-// Due, then the offsets (topic -> next offset to read), and reports how
-// many member states and dedup markers it wrote. The Loader is done after
-// it, whatever it returns.
-func (l *Loader) Finish(ctx context.Context, offsets map[string]int64) (members, markers int64, err error) {
+// Due, then the offsets (topic -> next offset to read) and the changelog
+// position the loaded state stands at (see ChangelogOffset), and reports
+// how many member states and dedup markers it wrote. The Loader is done
+// after it, whatever it returns.
+func (l *Loader) Finish(ctx context.Context, offsets map[string]int64, changelogNext int64) (members, markers int64, err error) {
 	if l.done {
 		return 0, 0, ErrBatchDone
 	}
@@ -136,6 +137,9 @@ func (l *Loader) Finish(ctx context.Context, offsets map[string]int64) (members,
 		return 0, 0, err
 	}
 	err = s.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Set(changelogKey(nil, l.ps.p), binary.BigEndian.AppendUint64(nil, uint64(changelogNext))); err != nil {
+			return err
+		}
 		for topic, next := range offsets {
 			if err := txn.Set(offsetKey(nil, l.ps.p, topic), binary.BigEndian.AppendUint64(nil, uint64(next))); err != nil {
 				return err
@@ -203,10 +207,38 @@ func (l *Loader) buildTimers(ctx context.Context) error {
 	return nil
 }
 
-// SetOffset records the next offset to read from topic outside a batch:
-// for a position not tied to a batch's input, such as how far the
-// partition's changelog has been written.
-func (ps *PartitionStore) SetOffset(topic string, next int64) error {
+// ChangelogOffset returns the changelog's next offset after the last
+// record this partition's state was written to or loaded from (the
+// pipeline's changelog topic), and whether one was recorded.
+func (ps *PartitionStore) ChangelogOffset() (next int64, ok bool, err error) {
+	if !ps.s.enter() {
+		return 0, false, ErrClosed
+	}
+	defer ps.s.leave()
+	err = ps.s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(changelogKey(nil, ps.p))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("changelog offset: %d bytes", len(v))
+			}
+			next, ok = int64(binary.BigEndian.Uint64(v)), true
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, false, classify(fmt.Errorf("read changelog offset of partition %d: %w", ps.p, err))
+	}
+	return next, ok, nil
+}
+
+// SetChangelogOffset records ChangelogOffset: how far the changelog holds
+// this partition's state, once a write to it was acknowledged.
+func (ps *PartitionStore) SetChangelogOffset(next int64) error {
 	if !ps.s.enter() {
 		return ErrClosed
 	}
@@ -215,10 +247,10 @@ func (ps *PartitionStore) SetOffset(topic string, next int64) error {
 		return err
 	}
 	err := ps.s.db.Update(func(txn *badger.Txn) error {
-		return txn.Set(offsetKey(nil, ps.p, topic), binary.BigEndian.AppendUint64(nil, uint64(next)))
+		return txn.Set(changelogKey(nil, ps.p), binary.BigEndian.AppendUint64(nil, uint64(next)))
 	})
 	if err != nil {
-		return classify(fmt.Errorf("set offset of partition %d: %w", ps.p, err))
+		return classify(fmt.Errorf("set changelog offset of partition %d: %w", ps.p, err))
 	}
 	return nil
 }

@@ -59,7 +59,7 @@ func TestLoader(t *testing.T) {
 	if err := ld.Marker("ev-expired", time.Now().Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	members, markers, err := ld.Finish(ctx, map[string]int64{"in": 42, "changelog": 17})
+	members, markers, err := ld.Finish(ctx, map[string]int64{"in": 42}, 17)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,8 +108,20 @@ func TestLoader(t *testing.T) {
 		}
 	}
 	offs, err := ps.Offsets()
-	if err != nil || offs["in"] != 42 || offs["changelog"] != 17 || len(offs) != 2 {
-		t.Errorf("offsets %v (%v), want in=42 changelog=17", offs, err)
+	if err != nil || offs["in"] != 42 || len(offs) != 1 {
+		t.Errorf("offsets %v (%v), want in=42", offs, err)
+	}
+	if next, ok, err := ps.ChangelogOffset(); next != 17 || !ok || err != nil {
+		t.Errorf("ChangelogOffset = %d, %v, %v; want 17, true", next, ok, err)
+	}
+	if err := ps.SetChangelogOffset(23); err != nil {
+		t.Fatal(err)
+	}
+	if next, _, _ := ps.ChangelogOffset(); next != 23 {
+		t.Errorf("ChangelogOffset after SetChangelogOffset(23) = %d", next)
+	}
+	if _, ok, _ := s.Partition(4).ChangelogOffset(); ok {
+		t.Error("partition 4 has a changelog offset it was never given")
 	}
 	nb := ps.NewBatch()
 	for id, wantSeen := range map[string]bool{"ev-live": true, "ev-expired": false} {
