@@ -150,11 +150,26 @@ func (p *Pipeline) checkCompacted(ctx context.Context, topic string) error {
 	tr := p.transport()
 	defer tr.CloseIdleConnections()
 	c := &kafka.Client{Addr: kafka.TCP(p.cfg.Brokers...), Timeout: 30 * time.Second, Transport: tr}
-	resp, err := c.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
-		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{"cleanup.policy"},
-	}}})
-	if err != nil {
-		return fmt.Errorf("describe %s: %w", topic, err)
+	var resp *kafka.DescribeConfigsResponse
+	// A topic just created may not be known yet to the broker asked.
+	for attempt := 0; ; attempt++ {
+		var err error
+		resp, err = c.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+			ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{"cleanup.policy"},
+		}}})
+		if err != nil {
+			return fmt.Errorf("describe %s: %w", topic, err)
+		}
+		unknown := false
+		for _, r := range resp.Resources {
+			unknown = unknown || errors.Is(r.Error, kafka.UnknownTopicOrPartition)
+		}
+		if !unknown || attempt == 50 {
+			break
+		}
+		if !sleep(ctx, 200*time.Millisecond) {
+			return ctx.Err()
+		}
 	}
 	for _, r := range resp.Resources {
 		if r.Error != nil {

@@ -42,6 +42,15 @@ func TestStateMovesThroughChangelog(t *testing.T) {
 	if n := logs.count(msgRestored); n != partitions {
 		t.Errorf("B, with no state, restored %d partitions, want %d", n, partitions)
 	}
+	// The markers of the events B applied are B's own; those of A's events
+	// came with the states B restored (the test clock is in 2025: their
+	// expiry must not follow it).
+	storeB, closeB := openStoreAt(t, dirB)
+	written, _ := st.Written()
+	if stats, err := storeB.Stats(); err != nil || stats.DedupMarkers != int64(written) {
+		t.Errorf("B holds %d dedup markers (%v), want one per event so far, %d", stats.DedupMarkers, err, written)
+	}
+	closeB()
 	phase("A again", dirA, true, true)
 	if n := logs.count(msgRestored); n != 2*partitions {
 		t.Errorf("A, whose copy B overtook, restored %d partitions, want %d", n-partitions, partitions)

@@ -422,7 +422,9 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 		dead    []*pending
 		applied int
 	)
-	expires := w.p.clock().Unix() + w.dedupTTL
+	// Dedup markers expire by the store's clock (the real one), not
+	// Deps.Clock: the expiry the changelog carries must agree with it.
+	expires := time.Now().Unix() + w.dedupTTL
 	for n := 0; n < cfg.BatchMax; n++ {
 		pd := w.next()
 		if pd == nil {
