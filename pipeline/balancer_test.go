@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/churnflow/churnflow/pipeline"
 )
@@ -77,57 +76,78 @@ func TestCoPartitionBalancer(t *testing.T) {
 }
 
 func TestStartupRejectsMismatchedPartitions(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	topics := pipeline.DefaultTopics()
-	if err := c.CreateTopic(topics.Bookings, 8, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.CreateTopic(topics.Activity, 4, nil); err != nil {
-		t.Fatal(err)
-	}
-	cfg := pipeline.DefaultConfig()
-	cfg.Brokers = c.ListenAddrs()
-	p, err := pipeline.New(cfg, pipeline.Deps{Engine: newEngine(t), Store: openStore(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := contextWithTimeout(t, 20*time.Second)
-	defer cancel()
-	err = p.Run(ctx)
-	if !errors.Is(err, pipeline.ErrNotCoPartitioned) {
-		t.Fatalf("Run: %v, want ErrNotCoPartitioned", err)
-	}
-	want := "churnflow.bookings has 8 partitions but churnflow.activity has 4: the input topics must be co-partitioned"
-	if !strings.HasPrefix(err.Error(), want) {
-		t.Errorf("error %q does not start with %q", err, want)
-	}
+	eachBroker(t, 0, func(t *testing.T, b testBroker) {
+		topics := b.Topics
+		b.CreateTopic(t, topics.Bookings, 8)
+		b.CreateTopic(t, topics.Activity, 4)
+		cfg := pipeline.DefaultConfig()
+		b.Configure(&cfg)
+		p, err := pipeline.New(cfg, pipeline.Deps{Engine: newEngine(t), Store: openStore(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := contextWithTimeout(t, 20*time.Second)
+		defer cancel()
+		err = p.Run(ctx)
+		if !errors.Is(err, pipeline.ErrNotCoPartitioned) {
+			t.Fatalf("Run: %v, want ErrNotCoPartitioned", err)
+		}
+		want := topics.Bookings + " has 8 partitions but " + topics.Activity + " has 4: the input topics must be co-partitioned"
+		if !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("error %q does not start with %q", err, want)
+		}
+		checkTopicsAbsent(t, b, topics.Outputs())
+	})
 }
 
 func TestStartupMissingInputTopic(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	topics := pipeline.DefaultTopics()
-	if err := c.CreateTopic(topics.Bookings, 2, nil); err != nil {
-		t.Fatal(err)
-	}
-	cfg := pipeline.DefaultConfig()
-	cfg.Brokers = c.ListenAddrs()
-	p, err := pipeline.New(cfg, pipeline.Deps{Engine: newEngine(t), Store: openStore(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := contextWithTimeout(t, 20*time.Second)
-	defer cancel()
-	if err := p.Run(ctx); !errors.Is(err, pipeline.ErrTopicMissing) || !strings.Contains(err.Error(), topics.Activity) {
-		t.Fatalf("Run: %v, want ErrTopicMissing naming %s", err, topics.Activity)
-	}
+	eachBroker(t, 0, func(t *testing.T, b testBroker) {
+		topics := b.Topics
+		b.CreateTopic(t, topics.Bookings, 2)
+		cfg := pipeline.DefaultConfig()
+		b.Configure(&cfg)
+		p, err := pipeline.New(cfg, pipeline.Deps{Engine: newEngine(t), Store: openStore(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := contextWithTimeout(t, 20*time.Second)
+		defer cancel()
+		if err := p.Run(ctx); !errors.Is(err, pipeline.ErrTopicMissing) || !strings.Contains(err.Error(), topics.Activity) {
+			t.Fatalf("Run: %v, want ErrTopicMissing naming %s", err, topics.Activity)
+		}
+		// Checking must not create: the missing input stays missing, and
+		// no output was made while the inputs are wrong.
+		checkTopicsAbsent(t, b, append([]string{topics.Activity}, topics.Outputs()...))
+	})
+}
+
+// TestStartupCreatesTopics: with CreateTopics and only the inputs there,
+// Run creates the output topics with the inputs' partition count (the
+// member-segments topic compacted) and the changelog topic, compacted,
+// with as many partitions (docs/pipeline.md, "Start-up"). Checking which
+// topics exist must not create any: real Kafka auto-creates a topic a
+// metadata request asks for (auto.create.topics.enable, true by default)
+// with num.partitions partitions and no compaction.
+func TestStartupCreatesTopics(t *testing.T) {
+	eachBroker(t, 0, func(t *testing.T, b testBroker) {
+		b.Partitions = 3
+		for _, topic := range b.Topics.Inputs() {
+			b.CreateTopic(t, topic, int(b.Partitions))
+		}
+		cfg := pipeline.DefaultConfig()
+		b.Configure(&cfg)
+		logs := newLogWatch(t)
+		p, err := pipeline.New(cfg, pipeline.Deps{Engine: newEngine(t), Store: openStore(t), Log: logs.logger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := runPipeline(t, p)
+		waitFor(t, 30*time.Second, "Run to check the topics and start", func() bool { return logs.count("pipeline starting") > 0 })
+		stop()
+		checkOutputsAsDocumented(t, b)
+		changelog := cfg.Topics.ChangelogFor(cfg.Group)
+		checkTopicLayout(t, b, []string{changelog}, func(string) bool { return true })
+	})
 }
 
 func TestConfigValidateNamesField(t *testing.T) {

@@ -2,11 +2,12 @@ package pipeline_test
 
 // The crash test: the pipeline runs in a child process (this test binary,
 // re-executed) and is killed with SIGKILL at random moments while events
-// flow into the embedded broker, which runs here in the parent; each time
-// it is restarted on the same state directory. The last child runs to
-// completion, and the alert ids on the output topics must be exactly the
-// uninterrupted run's (replay's, as in the end-to-end test): duplicates of
-// an id are allowed and counted, a missing or extra id fails.
+// flow into the broker (the embedded one, which runs here in the parent,
+// or real Kafka: eachBroker); each time it is restarted on the same state
+// directory. The last child runs to completion, and the alert ids on the
+// output topics must be exactly the uninterrupted run's (replay's, as in
+// the end-to-end test): duplicates of an id are allowed and counted, a
+// missing or extra id fails.
 //
 // The child's wall clock is a file the parent writes (Unix seconds) and the
 // child polls: frozen at the end of the generated span while events flow,
@@ -51,13 +52,16 @@ const (
 	childEnvClock      = "CHURNFLOW_PIPELINE_CHILD_CLOCK"      // clock file (Unix seconds)
 	childEnvStatus     = "CHURNFLOW_PIPELINE_CHILD_STATUS"     // status file the child writes
 	childEnvPartitions = "CHURNFLOW_PIPELINE_CHILD_PARTITIONS" // input partition count
+	childEnvTopics     = "CHURNFLOW_PIPELINE_CHILD_TOPICS"     // pipeline.Topics as JSON (default: DefaultTopics)
+	childEnvCreate     = "CHURNFLOW_PIPELINE_CHILD_CREATE"     // "1": Config.CreateTopics
 
 	crashEnvSeed = "CHURNFLOW_CRASH_SEED"
 	soakEnv      = "CHURNFLOW_SOAK"
 )
 
 // childSessionTimeout lets a killed child's group membership expire fast
-// (lowerMinSessionTimeout allows it on the embedded broker).
+// (lowerMinSessionTimeout allows it on the embedded broker,
+// scripts/kafka-local.sh's server.properties on real Kafka).
 const childSessionTimeout = 2 * time.Second
 
 // TestPipelineChildProcess is not a test: it is the child process of
@@ -111,6 +115,12 @@ func runChild() error {
 	}
 	cfg := faultConfig(os.Getenv(childEnvBroker), os.Getenv(childEnvGroup))
 	cfg.SessionTimeout, cfg.RebalanceTimeout = childSessionTimeout, 3*time.Second
+	if v := os.Getenv(childEnvTopics); v != "" {
+		if err := json.Unmarshal([]byte(v), &cfg.Topics); err != nil {
+			return fmt.Errorf("%s: %w", childEnvTopics, err)
+		}
+	}
+	cfg.CreateTopics = os.Getenv(childEnvCreate) == "1"
 	log := zerolog.New(os.Stderr).Level(zerolog.InfoLevel).With().Timestamp().Logger()
 	p, err := pipeline.New(cfg, pipeline.Deps{Engine: g, Store: store, Log: log,
 		Clock: func() time.Time { return time.Unix(now.Load(), 0).UTC() }})
@@ -226,6 +236,32 @@ func tail(b []byte, n int) []byte {
 	return b
 }
 
+// newChildRunnerOn is newChildRunner for children in group whose pipeline
+// is configured for b (its topics; Config.CreateTopics as b.Configure
+// sets it).
+func newChildRunnerOn(t *testing.T, b testBroker, group string) *childRunner {
+	var cfg pipeline.Config
+	b.Configure(&cfg)
+	cfg.Group = group
+	return newChildRunnerFor(t, cfg, int(b.Partitions))
+}
+
+// newChildRunnerFor is newChildRunner for children whose pipeline has
+// cfg's broker, group, topics and CreateTopics (the rest is faultConfig's).
+func newChildRunnerFor(t *testing.T, cfg pipeline.Config, partitions int) *childRunner {
+	r := newChildRunner(t, cfg.Brokers[0], cfg.Group, partitions)
+	topics, err := json.Marshal(cfg.Topics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := "0"
+	if cfg.CreateTopics {
+		create = "1"
+	}
+	r.env = append(r.env, childEnvTopics+"="+string(topics), childEnvCreate+"="+create)
+	return r
+}
+
 // start starts a child process.
 func (r *childRunner) start() *child {
 	r.t.Helper()
@@ -327,7 +363,11 @@ func TestCrashRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills child processes; skipped with -short")
 	}
-	members, days, kills, partitions := 400, 300, 6, 4
+	eachBroker(t, 4, testCrashRestart)
+}
+
+func testCrashRestart(t *testing.T, b testBroker) {
+	members, days, kills, partitions := 400, 300, 6, int(b.Partitions)
 	if os.Getenv(soakEnv) == "1" {
 		members, days, kills = 1500, 730, 25
 	}
@@ -341,11 +381,11 @@ func TestCrashRestart(t *testing.T) {
 	t.Logf("kill times seed %d (%s=%d replays them)", seed, crashEnvSeed, seed)
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 
-	b := startBroker(t, int32(partitions))
-	lowerMinSessionTimeout(t, b.Addr())
-	topics := pipeline.DefaultTopics()
+	b.allowShortSessions(t)
+	topics := b.Topics
 	gcfg, recs := genRecords(t, members, days, 42)
-	cfg := faultConfig(b.Addr(), "crash")
+	cfg := faultConfig(b.Addr, "crash")
+	b.Configure(&cfg) // the children's too: newChildRunnerFor
 	final, until := faultTimes(cfg, gcfg.End())
 	want := replayAlerts(t, newEngine(t), recs, until)
 	if len(want) == 0 {
@@ -353,8 +393,8 @@ func TestCrashRestart(t *testing.T) {
 	}
 
 	steps := streamSteps(recs, topics, partitions)
-	st := newStreamer(t, b.Addr(), steps, kills+1)
-	r := newChildRunner(t, b.Addr(), "crash", partitions)
+	st := newStreamer(t, b.Addr, steps, kills+1)
+	r := newChildRunnerFor(t, cfg, partitions)
 	writeClock(t, r.clock, gcfg.End())
 	started := time.Now()
 
@@ -379,6 +419,9 @@ func TestCrashRestart(t *testing.T) {
 	var lastSum int64
 	for i := range kills {
 		c := r.start()
+		if i == 0 {
+			awaitCreatedTopics(t, cfg, partitions)
+		}
 		r.waitReady(c, partitions)
 		st.Release(time.Duration(i%2) * time.Second)
 		deadline := time.Now().Add(4 * time.Second)
@@ -409,16 +452,16 @@ func TestCrashRestart(t *testing.T) {
 	r.waitReady(c, partitions)
 	st.Release(time.Second)
 	st.Wait(t, 30*time.Second)
-	ends := allInputEnds(t, b.Addr(), topics)
+	ends := allInputEnds(t, b.Addr, topics)
 	waitFor(t, 60*time.Second, "the last child to consume the inputs", func() bool {
 		return !r.exited(c) && offsetsReach(r.offsets(), ends)
 	})
 	writeClock(t, r.clock, final)
-	got := awaitAlerts(t, b.Addr(), topics, want, 60*time.Second)
+	got := awaitAlerts(t, b.Addr, topics, want, 60*time.Second)
 	r.stop(c)
 
 	dups := compareAlerts(t, want, got)
-	if dlq := readTopic(t, b.Addr(), topics.DeadLetter); len(dlq) > 0 {
+	if dlq := readTopic(t, b.Addr, topics.DeadLetter); len(dlq) > 0 {
 		// Every record is read again only from the offsets committed with
 		// the dedup markers: a duplicate here means they came apart.
 		t.Errorf("%d dead letters (first: %s %s), want none", len(dlq), header(dlq[0], pipeline.HeaderReason), dlq[0].Value)

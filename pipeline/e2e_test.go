@@ -15,8 +15,8 @@ import (
 )
 
 // knownAnswer runs the pipeline over msgs (already produced) and checks that
-// the alert ids on the output topics are exactly replay's over the good
-// records recs.
+// the alert ids on the output topics (cfg.Topics, as mod leaves them) are
+// exactly replay's over the good records recs.
 //
 // How the two are made to end at the same point: replay fires the timers
 // due at or before --until; the pipeline fires the timers due strictly
@@ -33,7 +33,6 @@ import (
 func knownAnswer(t *testing.T, addr string, recs []gen.Record, end time.Time, mod func(*pipeline.Config)) (*pipeline.Pipeline, func()) {
 	t.Helper()
 	g := newEngine(t)
-	topics := pipeline.DefaultTopics()
 	cfg := pipeline.DefaultConfig()
 	cfg.Brokers, cfg.Group = []string{addr}, "test"
 	cfg.IdleAfter = 200 * time.Millisecond
@@ -41,6 +40,7 @@ func knownAnswer(t *testing.T, addr string, recs []gen.Record, end time.Time, mo
 	if mod != nil {
 		mod(&cfg)
 	}
+	topics := cfg.Topics
 	final := end.Add(cfg.Lateness + time.Minute)
 	watermark := final.Add(-cfg.Lateness)
 	want := replayAlerts(t, g, recs, watermark.Add(-time.Second))
@@ -57,6 +57,7 @@ func knownAnswer(t *testing.T, addr string, recs []gen.Record, end time.Time, mo
 	started := time.Now()
 	stop := runPipeline(t, p)
 	ends := allInputEnds(t, addr, topics)
+	awaitCreatedTopics(t, cfg, len(ends[topics.Bookings]))
 	waitFor(t, 90*time.Second, "the pipeline to consume the inputs", func() bool { return caughtUp(t, store, topics, ends) })
 	consumed := time.Since(started)
 	clock.Set(final)
@@ -78,18 +79,23 @@ func knownAnswer(t *testing.T, addr string, recs []gen.Record, end time.Time, mo
 func head(s []string) []string { return s[:min(len(s), 10)] }
 
 func TestEndToEndMatchesReplay(t *testing.T) {
-	b := startBroker(t, 4)
-	gcfg, recs := genRecords(t, 300, 180, 42)
-	produce(t, b.Addr(), toMessages(recs, pipeline.DefaultTopics()))
-	knownAnswer(t, b.Addr(), recs, gcfg.End(), nil)
+	eachBroker(t, 4, func(t *testing.T, b testBroker) {
+		gcfg, recs := genRecords(t, 300, 180, 42)
+		produce(t, b.Addr, toMessages(recs, b.Topics))
+		knownAnswer(t, b.Addr, recs, gcfg.End(), b.Configure)
+		checkOutputsAsDocumented(t, b)
+	})
 }
 
 // TestBadInput mixes one record of each kind of bad input into a generated
 // stream: each lands in the dead-letter topic with its reason and original
 // bytes, and the good records around them give exactly replay's alerts.
 func TestBadInput(t *testing.T) {
-	b := startBroker(t, 3)
-	topics := pipeline.DefaultTopics()
+	eachBroker(t, 3, testBadInput)
+}
+
+func testBadInput(t *testing.T, b testBroker) {
+	topics := b.Topics
 	gcfg, recs := genRecords(t, 80, 90, 7)
 	msgs := toMessages(recs, topics)
 
@@ -122,11 +128,14 @@ func TestBadInput(t *testing.T) {
 		all = append(all, x.msg)
 	}
 	all = append(all, msgs[mid+1:]...)
-	produce(t, b.Addr(), all)
+	produce(t, b.Addr, all)
 
-	knownAnswer(t, b.Addr(), recs, gcfg.End(), func(c *pipeline.Config) { c.MaxEventBytes = 4096 })
+	knownAnswer(t, b.Addr, recs, gcfg.End(), func(c *pipeline.Config) {
+		b.Configure(c)
+		c.MaxEventBytes = 4096
+	})
 
-	dlq := readTopic(t, b.Addr(), topics.DeadLetter)
+	dlq := readTopic(t, b.Addr, topics.DeadLetter)
 	byReason := map[string][]kafka.Message{}
 	for _, m := range dlq {
 		r := header(m, pipeline.HeaderReason)

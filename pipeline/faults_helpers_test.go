@@ -129,8 +129,7 @@ func newStreamer(t *testing.T, addr string, steps [][]kafka.Message, n int) *str
 		s.segments = append(s.segments, steps[lo:hi])
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &kafka.Writer{Addr: kafka.TCP(addr), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
-		BatchTimeout: time.Millisecond, BatchSize: 1000}
+	w, closeWriter := newTestWriter(addr)
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
@@ -168,7 +167,7 @@ func newStreamer(t *testing.T, addr string, steps [][]kafka.Message, n int) *str
 	t.Cleanup(func() {
 		cancel()
 		<-stopped
-		w.Close()
+		closeWriter()
 	})
 	return s
 }
@@ -374,7 +373,7 @@ func lowerMinSessionTimeout(t *testing.T, addr string) {
 	if err != nil || len(brokers) != 1 {
 		t.Fatalf("list brokers: %v %v", brokers, err)
 	}
-	c := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 10 * time.Second}
+	c := kafkatest.Client(t, addr)
 	resp, err := c.IncrementalAlterConfigs(t.Context(), &kafka.IncrementalAlterConfigsRequest{
 		Resources: []kafka.IncrementalAlterConfigsRequestResource{{
 			ResourceType: kafka.ResourceTypeBroker,

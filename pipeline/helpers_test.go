@@ -93,9 +93,8 @@ func testLogger(t *testing.T) zerolog.Logger {
 // pipeline's producer, and waits for the acks.
 func produce(t *testing.T, addr string, msgs []kafka.Message) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(addr), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
-		BatchTimeout: time.Millisecond, BatchSize: 1000}
-	defer w.Close()
+	w, closeWriter := newTestWriter(addr)
+	defer closeWriter()
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	for len(msgs) > 0 {
@@ -104,6 +103,21 @@ func produce(t *testing.T, addr string, msgs []kafka.Message) {
 			t.Fatal(err)
 		}
 		msgs = msgs[n:]
+	}
+}
+
+// newTestWriter returns a writer keyed like the pipeline's producer, with
+// a transport of its own: kafka-go's DefaultTransport caches metadata per
+// address for 6 s, and on the real Kafka the tests share, a topic a test
+// created a moment ago could be unknown to it. done closes the writer
+// and the transport's connections.
+func newTestWriter(addr string) (w *kafka.Writer, done func()) {
+	tr := &kafka.Transport{}
+	w = &kafka.Writer{Addr: kafka.TCP(addr), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
+		BatchTimeout: time.Millisecond, BatchSize: 1000, Transport: tr}
+	return w, func() {
+		w.Close()
+		tr.CloseIdleConnections()
 	}
 }
 

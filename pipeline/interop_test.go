@@ -21,7 +21,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"os"
@@ -71,7 +70,7 @@ func interopEvents(topics pipeline.Topics) (events []interopEvent, bad interopEv
 var interopEnd = time.Date(2026, 5, 15, 0, 0, 0, 0, time.UTC)
 
 // onBothBrokers runs fn as subtest "embedded", on the embedded broker, and
-// as subtest "kafka", on a one-node Apache Kafka of its own (skipped
+// as subtest "kafka", on the package's shared Apache Kafka (skipped
 // unless CHURNFLOW_REAL_KAFKA=1), each given a bootstrap address and the
 // topic names, the inputs existing, empty, with interopPartitions
 // partitions.
@@ -83,10 +82,10 @@ func onBothBrokers(t *testing.T, fn func(t *testing.T, addr string, topics pipel
 		if !kafkatest.Enabled() {
 			t.Skipf("real Apache Kafka: set %s=1 to run it (scripts/test.sh does; needs java 17+, and mvn on first use)", kafkatest.EnvVar)
 		}
-		addr := kafkatest.Start(t, 1)
-		topics := pipeline.DefaultTopics()
-		createInputTopics(t, addr, topics, interopPartitions)
-		fn(t, addr, topics)
+		b := realBroker(t, interopPartitions) // the shared broker; this test's own topics
+		topics := b.Topics
+		topics.Changelog = b.prefix + "changelog" // not derived from a group other tests may use
+		fn(t, b.Addr, topics)
 	})
 }
 
@@ -97,52 +96,9 @@ func onBothBrokers(t *testing.T, fn func(t *testing.T, addr string, topics pipel
 // missing, or show the partitions it had.) Its metadata requests never
 // create a topic, unlike kafka.Conn.ReadPartitions.
 func adminClient(t *testing.T, addr string) *kafka.Client {
-	tr := &kafka.Transport{MetadataTTL: 100 * time.Millisecond}
+	tr := &kafka.Transport{MetadataTTL: 5 * time.Second} // also the metadata request timeout: not shorter
 	t.Cleanup(tr.CloseIdleConnections)
 	return &kafka.Client{Addr: kafka.TCP(addr), Timeout: 10 * time.Second, Transport: tr}
-}
-
-// createInputTopics creates the input topics on a real cluster (the
-// pipeline creates only outputs) and waits until the metadata shows every
-// partition with a leader: a producer that came first would have the
-// broker auto-create a topic of one partition.
-func createInputTopics(t *testing.T, addr string, topics pipeline.Topics, partitions int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	c := adminClient(t, addr)
-	var cfgs []kafka.TopicConfig
-	for _, name := range topics.Inputs() {
-		cfgs = append(cfgs, kafka.TopicConfig{Topic: name, NumPartitions: partitions, ReplicationFactor: 1})
-	}
-	resp, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: cfgs})
-	if err != nil {
-		t.Fatalf("create the input topics: %v", err)
-	}
-	for name, err := range resp.Errors {
-		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-			t.Fatalf("create topic %s: %v", name, err)
-		}
-	}
-	waitFor(t, 30*time.Second, "the input topics in the metadata", func() bool {
-		md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: topics.Inputs()})
-		if err != nil {
-			return false
-		}
-		ready := 0
-		for _, tp := range md.Topics {
-			if tp.Error != nil || len(tp.Partitions) != partitions {
-				return false
-			}
-			for _, p := range tp.Partitions {
-				if p.Error != nil || p.Leader.Host == "" {
-					return false
-				}
-			}
-			ready++
-		}
-		return ready == len(topics.Inputs())
-	})
 }
 
 // murmur2Partition is the input partition of key as the pipeline's

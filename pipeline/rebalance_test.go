@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/churnflow/churnflow/internal/kafkatest"
 	"github.com/churnflow/churnflow/pipeline"
 )
 
@@ -39,18 +40,26 @@ type streamedRun struct {
 
 func newStreamedRun(t *testing.T, group string, partitions, members, days int, segments int) (*streamedRun, *streamer) {
 	t.Helper()
-	b := startBroker(t, int32(partitions))
-	topics := pipeline.DefaultTopics()
+	return newStreamedRunOn(t, embeddedBroker(t, int32(partitions)), group, members, days, segments)
+}
+
+// newStreamedRunOn is newStreamedRun on b (its input topics created, with
+// b.Partitions partitions), the pipeline configured for b.
+func newStreamedRunOn(t *testing.T, b testBroker, group string, members, days int, segments int) (*streamedRun, *streamer) {
+	t.Helper()
+	partitions := int(b.Partitions)
+	topics := b.Topics
 	gcfg, recs := genRecords(t, members, days, 42)
-	cfg := faultConfig(b.Addr(), group)
+	cfg := faultConfig(b.Addr, group)
+	b.Configure(&cfg)
 	final, until := faultTimes(cfg, gcfg.End())
 	want := replayAlerts(t, newEngine(t), recs, until)
 	if len(want) == 0 {
 		t.Fatal("replay gives no alerts: the test would prove nothing")
 	}
 	steps := streamSteps(recs, topics, partitions)
-	return &streamedRun{addr: b.Addr(), topics: topics, partitions: partitions, cfg: cfg, want: want,
-		final: final, end: gcfg.End(), steps: len(steps), events: len(recs)}, newStreamer(t, b.Addr(), steps, segments)
+	return &streamedRun{addr: b.Addr, topics: topics, partitions: partitions, cfg: cfg, want: want,
+		final: final, end: gcfg.End(), steps: len(steps), events: len(recs)}, newStreamer(t, b.Addr, steps, segments)
 }
 
 // TestStreamedMatchesReplay is the baseline of the fault tests: the
@@ -61,11 +70,15 @@ func newStreamedRun(t *testing.T, group string, partitions, members, days int, s
 // CHURNFLOW_SOAK=1 streams 8 times as many events, in 26 segments, every
 // other one in a burst.
 func TestStreamedMatchesReplay(t *testing.T) {
+	eachBroker(t, 4, testStreamedMatchesReplay)
+}
+
+func testStreamedMatchesReplay(t *testing.T, b testBroker) {
 	members, days, segments := 400, 300, 2
 	if os.Getenv(soakEnv) == "1" {
 		members, days, segments = 1500, 730, 26
 	}
-	run, st := newStreamedRun(t, "streamed", 4, members, days, segments)
+	run, st := newStreamedRunOn(t, b, "streamed", members, days, segments)
 	clock := &testClock{now: run.end}
 	store, _ := openStoreAt(t, t.TempDir())
 	logs := newLogWatch(t)
@@ -75,6 +88,7 @@ func TestStreamedMatchesReplay(t *testing.T) {
 	}
 	started := time.Now()
 	stop := runPipeline(t, p)
+	awaitCreatedTopics(t, run.cfg, run.partitions)
 	logs.waitWorkers(t, 0, run.partitions) // see TestCrashRestart: no records while workers start
 	for i := range segments {
 		st.Release(time.Duration(1-i%2) * time.Second) // spread over a second, then a burst, ...
@@ -143,7 +157,7 @@ const msgSeeked = "partition seeked to stored offsets"
 // input topics' partitions ids (-1: none).
 func groupOffsets(t *testing.T, addr, group string, topics pipeline.Topics, ids []int) map[string]map[int]int64 {
 	t.Helper()
-	c := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 10 * time.Second}
+	c := kafkatest.Client(t, addr)
 	resp, err := c.OffsetFetch(t.Context(), &kafka.OffsetFetchRequest{GroupID: group,
 		Topics: map[string][]int{topics.Bookings: ids, topics.Activity: ids}})
 	if err != nil {
@@ -173,8 +187,12 @@ func groupOffsets(t *testing.T, addr, group string, topics pipeline.Topics, ids 
 // other member gets the partition; the alerts in the end are exactly the
 // uninterrupted run's (replay's), duplicates allowed.
 func TestRevocation(t *testing.T) {
-	const partitions = 4
-	run, st := newStreamedRun(t, "revoke", partitions, 400, 300, 4)
+	eachBroker(t, 4, testRevocation)
+}
+
+func testRevocation(t *testing.T, b testBroker) {
+	partitions := int(b.Partitions)
+	run, st := newStreamedRunOn(t, b, "revoke", 400, 300, 4)
 	clock := &testClock{now: run.end}
 	g := newEngine(t)
 	dir := t.TempDir()
@@ -186,6 +204,7 @@ func TestRevocation(t *testing.T) {
 	}
 	started := time.Now()
 	stop1 := runPipeline(t, p1)
+	awaitCreatedTopics(t, run.cfg, partitions)
 	logs.waitWorkers(t, 0, partitions)
 
 	// 1. One instance, events flowing.

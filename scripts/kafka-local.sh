@@ -149,6 +149,9 @@ write_props() { # N
 		echo "share.coordinator.state.topic.replication.factor=$RF"
 		echo "share.coordinator.state.topic.min.isr=$MIN_ISR"
 		echo "group.initial.rebalance.delay.ms=0"
+		# Tests let a killed consumer's membership expire in a second or two
+		# (Kafka's default minimum session timeout is 6 s; not dynamic).
+		echo "group.min.session.timeout.ms=500"
 		echo "log.cleaner.dedupe.buffer.size=2097152"
 		echo "num.network.threads=2"
 		echo "num.io.threads=2"

@@ -25,12 +25,13 @@ const EnvVar = "CHURNFLOW_REAL_KAFKA"
 // Enabled reports whether real-Kafka tests should run (CHURNFLOW_REAL_KAFKA=1).
 func Enabled() bool { return os.Getenv(EnvVar) == "1" }
 
-// Cluster is a running real Kafka cluster owned by one test.
+// Cluster is a running real Kafka cluster, owned by one test (Start,
+// StartCluster) or by the test process (StartBackground, Shared).
 type Cluster struct {
 	Bootstrap string // 127.0.0.1:P1[,127.0.0.1:P2,...]
 	Dir       string // scripts/kafka-local.sh --dir: node-N/{server.properties,kafka.log,pid}
 	Nodes     int
-	tb        testing.TB
+	tb        testing.TB // nil for a background cluster
 }
 
 // Start starts a real Kafka cluster of nodes (1 or 3) brokers, each a
@@ -83,8 +84,10 @@ func StartCluster(t testing.TB, nodes int) *Cluster {
 	return c
 }
 
-// Kill stops node n (1-based) with SIGKILL (hard) or SIGTERM.
+// Kill stops node n (1-based) with SIGKILL (hard) or SIGTERM. For
+// clusters that one test owns (StartCluster).
 func (c *Cluster) Kill(n int, hard bool) {
+	c.mustOwnTest()
 	c.tb.Helper()
 	sig := "TERM"
 	if hard {
@@ -95,28 +98,82 @@ func (c *Cluster) Kill(n int, hard bool) {
 	}
 }
 
-// Restart starts a stopped node n again with its data; returns once it listens.
+// Restart starts a stopped node n again with its data; returns once it
+// listens. For clusters that one test owns (StartCluster).
 func (c *Cluster) Restart(n int) {
+	c.mustOwnTest()
 	c.tb.Helper()
 	if out, err := run(Script(), 3*time.Minute, "start", "--dir", c.Dir, "--node", strconv.Itoa(n)); err != nil {
 		c.tb.Fatalf("kafkatest: restart node %d: %v\n%s", n, err, out)
 	}
 }
 
-func (c *Cluster) stop() {
-	args := []string{"down", "--dir", c.Dir}
-	if c.tb.Failed() {
-		args = append(args, "--kill")
-		for n := 1; n <= c.Nodes; n++ {
-			c.tb.Logf("kafkatest: last lines of node %d log:\n%s", n, tail(filepath.Join(c.Dir, fmt.Sprintf("node-%d", n), "kafka.log"), 40))
+// RestartNodes starts several stopped nodes again together, with their
+// data, and returns once every one listens. After a whole-cluster outage
+// restart the nodes with one call: a combined broker and controller
+// restarted alone opens its listener only once a majority of the
+// controller quorum runs (Restart would wait for that in vain), and gives
+// up after Kafka's initial.broker.registration.timeout.ms (60 s).
+func (c *Cluster) RestartNodes(nodes ...int) {
+	c.mustOwnTest()
+	c.tb.Helper()
+	outs := make([][]byte, len(nodes))
+	errs := make([]error, len(nodes))
+	done := make(chan int)
+	for i, n := range nodes {
+		go func() {
+			outs[i], errs[i] = run(Script(), 3*time.Minute, "start", "--dir", c.Dir, "--node", strconv.Itoa(n))
+			done <- i
+		}()
+	}
+	for range nodes {
+		<-done
+	}
+	for i, n := range nodes {
+		if errs[i] != nil {
+			c.tb.Fatalf("kafkatest: restart node %d: %v\n%s", n, errs[i], outs[i])
 		}
 	}
+}
+
+func (c *Cluster) mustOwnTest() {
+	if c.tb == nil {
+		panic("kafkatest: Kill and Restart are for a cluster one test owns (StartCluster), not a shared one")
+	}
+}
+
+func (c *Cluster) stop() {
+	failed := c.tb.Failed()
+	if failed {
+		c.tb.Logf("%s", c.logTails(40))
+	}
 	t0 := time.Now()
-	if out, err := run(Script(), 2*time.Minute, args...); err != nil {
-		c.tb.Errorf("kafkatest: stopping Kafka: %v\n%s", err, out)
+	if err := c.down(failed); err != nil {
+		c.tb.Errorf("%v", err)
 		return
 	}
 	c.tb.Logf("kafkatest: Kafka stopped in %v", time.Since(t0).Round(time.Millisecond))
+}
+
+// down stops every node: SIGTERM and a wait, or straight SIGKILL.
+func (c *Cluster) down(kill bool) error {
+	args := []string{"down", "--dir", c.Dir}
+	if kill {
+		args = append(args, "--kill")
+	}
+	if out, err := run(Script(), 2*time.Minute, args...); err != nil {
+		return fmt.Errorf("kafkatest: stopping Kafka: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// logTails returns the last lines of every node's log.
+func (c *Cluster) logTails(lines int) string {
+	var b strings.Builder
+	for n := 1; n <= c.Nodes; n++ {
+		fmt.Fprintf(&b, "kafkatest: last lines of node %d log:\n%s\n", n, tail(filepath.Join(c.Dir, fmt.Sprintf("node-%d", n), "kafka.log"), lines))
+	}
+	return b.String()
 }
 
 // rss is the resident set size of each running node, from /proc.

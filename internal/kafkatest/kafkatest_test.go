@@ -2,7 +2,9 @@ package kafkatest_test
 
 import (
 	"context"
+	"errors"
 	"net"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -87,5 +89,43 @@ func createTopic(t *testing.T, bootstrap string, cfg kafka.TopicConfig) {
 	}
 	if len(parts) != cfg.NumPartitions {
 		t.Fatalf("topic %s has %d partitions, want %d", cfg.Topic, len(parts), cfg.NumPartitions)
+	}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	kafkatest.StopShared(code != 0)
+	os.Exit(code)
+}
+
+// TestSharedCreateTopics creates topics on the shared cluster and checks
+// that Metadata does not create a missing topic (the broker runs with
+// auto.create.topics.enable=true, as Apache Kafka does by default).
+func TestSharedCreateTopics(t *testing.T) {
+	if !kafkatest.Enabled() {
+		t.Skip("real Apache Kafka test: set CHURNFLOW_REAL_KAFKA=1 (needs java 17+, and mvn on first use)")
+	}
+	addr := kafkatest.Shared(t)
+	if again := kafkatest.Shared(t); again != addr {
+		t.Fatalf("Shared gave %s, then %s", addr, again)
+	}
+	kafkatest.CreateTopics(t, addr,
+		kafka.TopicConfig{Topic: "shared.a", NumPartitions: 3},
+		kafka.TopicConfig{Topic: "shared.b", NumPartitions: 5})
+	// Once more: an existing topic is fine.
+	kafkatest.CreateTopics(t, addr, kafka.TopicConfig{Topic: "shared.a", NumPartitions: 3})
+	ends := kafkatest.EndOffsets(t, addr, "shared.b")
+	if len(ends) != 5 {
+		t.Fatalf("shared.b end offsets %v, want 5 partitions", ends)
+	}
+	for range 2 {
+		md, err := kafkatest.Metadata(t.Context(), addr, "shared.missing")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := md["shared.missing"].Error; !errors.Is(err, kafka.UnknownTopicOrPartition) {
+			t.Fatalf("metadata of a missing topic: %v, want UnknownTopicOrPartition", err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
