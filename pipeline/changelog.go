@@ -199,8 +199,9 @@ func (c *changelogWriter) write(ctx context.Context, recs []outRecord) (int64, e
 	var next int64 = -1
 	backoff := time.Duration(0)
 	for len(recs) > 0 {
-		n, size := 0, 0
+		n, size, kv := 0, 0, 0
 		for n < len(recs) && (n == 0 || size+len(recs[n].rec.Key)+len(recs[n].rec.Value)+64 <= changelogChunkBytes) {
+			kv += len(recs[n].rec.Key) + len(recs[n].rec.Value)
 			size += len(recs[n].rec.Key) + len(recs[n].rec.Value) + 64
 			n++
 		}
@@ -213,6 +214,7 @@ func (c *changelogWriter) write(ctx context.Context, recs []outRecord) (int64, e
 			if backoff != 0 {
 				c.p.status.kafkaOK(c.client())
 			}
+			c.p.metrics.changelogWritten(n, kv)
 			next, recs, backoff = base+int64(n), recs[n:], 0
 			continue
 		}
@@ -221,6 +223,7 @@ func (c *changelogWriter) write(ctx context.Context, recs []outRecord) (int64, e
 			return -1, ctx.Err()
 		}
 		c.p.status.kafkaFailed(c.client(), err)
+		c.p.metrics.produceError(produceKindChangelog)
 		backoff = min(max(2*backoff, backoffMin), backoffMax)
 		c.p.log.Warn().Err(err).Str("topic", c.topic).Int("partition", c.part).Int("pending", len(recs)).
 			Dur("retry_in", backoff).Msg("write changelog")
@@ -524,12 +527,15 @@ func (w *worker) syncChangelog(ctx, flushCtx context.Context) error {
 	}
 	w.p.status.setRestoring(w.part, true)
 	defer w.p.status.setRestoring(w.part, false)
+	w.p.metrics.restoringDelta(1)
+	defer w.p.metrics.restoringDelta(-1)
 	w.log.Info().Int64("changelog_end", end).Bool("had_local_state", local).Int64("local_changelog_offset", pos).
 		Msg("restoring partition state from the changelog")
 	st, err := w.restore(ctx, end)
 	if err != nil {
 		return err
 	}
+	w.p.metrics.restored(st.records, st.took)
 	w.log.Info().Int64("records", st.records).Int64("members", st.members).Int64("dedup_markers", st.markers).
 		Int64("bytes", st.bytes).Dur("took", st.took).Msg("restored partition state from the changelog")
 	return nil

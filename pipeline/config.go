@@ -145,6 +145,8 @@ type Deps struct {
 	Clock func() time.Time
 	// Log receives the pipeline's logs. The zero value discards them.
 	Log zerolog.Logger
+	// Metrics receive the pipeline's measurements (NewMetrics). Nil: none.
+	Metrics *Metrics
 }
 
 // errNoEngine and errNoStore are returned by New for missing Deps.

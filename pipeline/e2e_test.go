@@ -12,6 +12,7 @@ import (
 	"github.com/churnflow/churnflow/internal/gen"
 	"github.com/churnflow/churnflow/operators"
 	"github.com/churnflow/churnflow/pipeline"
+	"github.com/churnflow/churnflow/state"
 )
 
 // knownAnswer runs the pipeline over msgs (already produced) and checks that
@@ -32,6 +33,14 @@ import (
 // (occurred_at, then bookings before activity, then production order).
 func knownAnswer(t *testing.T, addr string, recs []gen.Record, end time.Time, mod func(*pipeline.Config)) (*pipeline.Pipeline, func()) {
 	t.Helper()
+	return knownAnswerWith(t, addr, recs, end, mod, nil, nil)
+}
+
+// knownAnswerWith is knownAnswer with metrics (may be nil) and a check run
+// while the pipeline still runs, once the alerts are all out (may be nil).
+func knownAnswerWith(t *testing.T, addr string, recs []gen.Record, end time.Time, mod func(*pipeline.Config),
+	metrics *pipeline.Metrics, whileRunning func(p *pipeline.Pipeline, store *state.Store)) (*pipeline.Pipeline, func()) {
+	t.Helper()
 	g := newEngine(t)
 	cfg := pipeline.DefaultConfig()
 	cfg.Brokers, cfg.Group = []string{addr}, "test"
@@ -50,7 +59,7 @@ func knownAnswer(t *testing.T, addr string, recs []gen.Record, end time.Time, mo
 
 	clock := &testClock{now: end}
 	store := openStore(t)
-	p, err := pipeline.New(cfg, pipeline.Deps{Engine: g, Store: store, Clock: clock.Now, Log: testLogger(t)})
+	p, err := pipeline.New(cfg, pipeline.Deps{Engine: g, Store: store, Clock: clock.Now, Log: testLogger(t), Metrics: metrics})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,6 +71,9 @@ func knownAnswer(t *testing.T, addr string, recs []gen.Record, end time.Time, mo
 	consumed := time.Since(started)
 	clock.Set(final)
 	got := awaitAlerts(t, addr, topics, want, 60*time.Second)
+	if whileRunning != nil {
+		whileRunning(p, store)
+	}
 	stop()
 	checkNoPipelineGoroutines(t)
 	dups := compareAlerts(t, want, got)

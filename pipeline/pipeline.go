@@ -38,6 +38,7 @@ type Pipeline struct {
 	// changelog is the changelog topic's name (Topics.ChangelogFor).
 	changelog string
 	status    *status
+	metrics   *Metrics
 }
 
 // New validates cfg and deps and returns a Pipeline. It does no I/O.
@@ -60,7 +61,7 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 		d = &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true}
 	}
 	return &Pipeline{cfg: cfg, engine: deps.Engine, store: deps.Store, clock: deps.Clock, log: deps.Log, dialer: d,
-		changelog: cfg.Topics.ChangelogFor(cfg.Group), status: newStatus()}, nil
+		changelog: cfg.Topics.ChangelogFor(cfg.Group), status: newStatus(deps.Metrics.failingClients), metrics: deps.Metrics}, nil
 }
 
 // Run checks the topics (both inputs must exist with the same partition
@@ -108,7 +109,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return fmt.Errorf("consumer group: %w", err)
 	}
 	prod := newProducer(&p.cfg, p.transport(), p.log)
-	prod.status = p.status
+	prod.status, prod.metrics = p.status, p.metrics
 
 	var (
 		wg       sync.WaitGroup
@@ -128,6 +129,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			continue
 		}
 		ids := assignedIDs(gen.Assignments, t)
+		p.metrics.rebalance()
 		p.log.Info().Int32("generation", gen.ID).Ints("partitions", ids).Msg("partitions assigned")
 		for _, id := range ids {
 			wg.Add(1)
@@ -135,6 +137,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				defer wg.Done()
 				p.status.assign(id, true)
 				defer p.status.assign(id, false)
+				p.metrics.assignedDelta(1)
+				defer p.metrics.assignedDelta(-1)
 				wctx, wcancel := context.WithCancel(runCtx)
 				defer wcancel()
 				stop := context.AfterFunc(gctx, wcancel)

@@ -33,9 +33,10 @@ type outRecord struct {
 // each worker writes its own partition's records in seq order, and a member
 // always hashes to the same output partition, so per-member order holds.
 type producer struct {
-	w      *kafka.Writer
-	log    zerolog.Logger
-	status *status // may be nil
+	w       *kafka.Writer
+	log     zerolog.Logger
+	status  *status  // may be nil
+	metrics *Metrics // may be nil
 }
 
 func newProducer(cfg *Config, transport *kafka.Transport, log zerolog.Logger) *producer {
@@ -93,6 +94,7 @@ func (pr *producer) write(ctx context.Context, recs []outRecord) error {
 			return ctx.Err()
 		}
 		pr.status.kafkaFailed("produce", err)
+		pr.metrics.produceError(produceKindOutput)
 		first := 0
 		var we kafka.WriteErrors
 		if errors.As(err, &we) {

@@ -42,6 +42,7 @@ type status struct {
 	restoring  map[int]bool
 	processing map[int]bool
 	failing    map[string]kafkaFailure
+	onFailing  func(n int) // told the number of failing clients on each change
 }
 
 type kafkaFailure struct {
@@ -62,6 +63,7 @@ func (s *status) kafkaFailed(client string, err error) {
 	}
 	f.err = err.Error()
 	s.failing[client] = f
+	s.onFailing(len(s.failing))
 }
 
 // kafkaOK records that client's exchange succeeded, or that the client
@@ -73,11 +75,17 @@ func (s *status) kafkaOK(client string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.failing, client)
+	s.onFailing(len(s.failing))
 }
 
-func newStatus() *status {
+// newStatus returns an empty status; onFailing, if not nil, is told the
+// number of failing Kafka clients whenever it may have changed.
+func newStatus(onFailing func(n int)) *status {
+	if onFailing == nil {
+		onFailing = func(int) {}
+	}
 	return &status{assigned: map[int]bool{}, restoring: map[int]bool{}, processing: map[int]bool{},
-		failing: map[string]kafkaFailure{}}
+		failing: map[string]kafkaFailure{}, onFailing: onFailing}
 }
 
 func (s *status) setRunning(v bool) {
@@ -89,6 +97,7 @@ func (s *status) setRunning(v bool) {
 		clear(s.restoring)
 		clear(s.processing)
 		clear(s.failing)
+		s.onFailing(0)
 	}
 }
 

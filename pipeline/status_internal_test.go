@@ -7,7 +7,8 @@ import (
 )
 
 func TestStatusReady(t *testing.T) {
-	s := newStatus()
+	var failing []int
+	s := newStatus(func(n int) { failing = append(failing, n) })
 	check := func(what string, ready bool) {
 		t.Helper()
 		if got := s.snapshot(); got.Ready() != ready {
@@ -40,6 +41,9 @@ func TestStatusReady(t *testing.T) {
 	check("produce still failing", false)
 	s.kafkaOK("produce")
 	check("Kafka back", true)
+	if !slices.Equal(failing, []int{1, 2, 1, 0}) {
+		t.Errorf("failing clients reported %v, want [1 2 1 0]", failing)
+	}
 	s.assign(1, false)
 	s.setProcessing(1) // a late report from a revoked worker
 	if got := s.snapshot(); !slices.Equal(got.Processing, []int{0}) {

@@ -97,6 +97,7 @@ type member struct {
 	s       operators.MemberState
 	prevDue int64
 	found   bool
+	class   memberClass     // as read, for the members gauge (if found)
 	marks   []changelogMark // events applied in this batch, for the changelog
 }
 
@@ -119,6 +120,7 @@ type worker struct {
 	firstBuf    time.Time // when the oldest buffered record arrived
 	flushCtx    context.Context
 
+	pm       *partMetrics     // nil without Deps.Metrics
 	clTopic  string           // the changelog topic
 	clw      *changelogWriter // appends to partition part of it
 	dedupTTL int64            // seconds
@@ -200,6 +202,17 @@ func (w *worker) run(ctx context.Context) error {
 	w.log.Info().Int64("bookings_offset", offs[w.in[tBookings].name]).Int64("activity_offset", offs[w.in[tActivity].name]).
 		Msg("partition seeked to stored offsets")
 	w.lastArrival = w.p.clock()
+	names := [2]string{w.in[tBookings].name, w.in[tActivity].name}
+	if w.pm = w.p.metrics.forPartition(w.part, names, w.p.engine.Config().TierNames()); w.pm != nil {
+		defer w.pm.stop(names)
+		err := w.ps.Range(ctx, func(_ operators.MemberID, s *operators.MemberState) error {
+			w.pm.member(memberClass{}, false, classOf(s), true)
+			return nil
+		})
+		if err != nil && ctx.Err() == nil {
+			return &PartitionError{w.part, fmt.Errorf("count members: %w", err)}
+		}
+	}
 	w.p.status.setProcessing(w.part)
 
 	stalled := false
@@ -394,6 +407,7 @@ func (w *worker) watermark() int64 {
 // watermark, commits it all in one state batch, produces the outbox records
 // and acknowledges them. It reports whether it did anything.
 func (w *worker) batch(ctx context.Context) (bool, error) {
+	started := time.Now()
 	cfg := &w.p.cfg
 	g := w.p.engine
 	b := w.ps.NewBatch()
@@ -414,13 +428,17 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 			return nil, err
 		}
 		m.found, m.prevDue = found, m.s.Due
+		if found {
+			m.class = classOf(&m.s)
+		}
 		members[id] = m
 		return m, nil
 	}
 	var (
-		alerts  []operators.Alert
-		dead    []*pending
-		applied int
+		alerts    []operators.Alert
+		alertFrom []time.Time // per alert: the Kafka timestamp of the record that caused it (zero: a timer)
+		dead      []*pending
+		applied   int
 	)
 	// Dedup markers expire by the store's clock (the real one), not
 	// Deps.Clock: the expiry the changelog carries must agree with it.
@@ -430,10 +448,11 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 		if pd == nil {
 			break
 		}
-		in := &w.in[tBookings]
+		ti := tBookings
 		if pd.msg.Topic == w.in[tActivity].name {
-			in = &w.in[tActivity]
+			ti = tActivity
 		}
+		in := &w.in[ti]
 		in.applied, in.dirty = pd.msg.Offset+1, true
 		if pd.reason == "" {
 			seen, err := b.Seen(pd.ev.ID)
@@ -444,7 +463,9 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 				pd.reason, pd.errMsg = operators.ReasonDuplicate, "event_id already applied within the dedup horizon"
 			}
 		}
+		w.pm.consumed(ti, pd.reason != "")
 		if pd.reason != "" {
+			w.pm.deadLetter(pd.reason)
 			dead = append(dead, pd)
 			continue
 		}
@@ -454,6 +475,9 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 			return false, err
 		}
 		alerts, _ = g.Apply(&m.s, ev, alerts)
+		for len(alertFrom) < len(alerts) {
+			alertFrom = append(alertFrom, pd.msg.Time)
+		}
 		b.MarkSeen(ev.MemberID, ev.ID)
 		m.marks = append(m.marks, changelogMark{id: ev.ID, expires: expires})
 		w.maxEvent = max(w.maxEvent, ev.OccurredAt)
@@ -498,6 +522,11 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 	}
 	advanced := wm > w.wm
 	w.wm = wm
+	w.p.metrics.timers(fired)
+	w.pm.watermark(w.p.clock(), wm)
+	for i := range w.in {
+		w.pm.lagAfter(i, &w.in[i])
+	}
 
 	if len(members) == 0 && len(dead) == 0 && !w.in[0].dirty && !w.in[1].dirty {
 		return advanced, nil
@@ -568,16 +597,34 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 		out = append(out, outRecord{seq: b.Append("", rec), rec: rec})
 	}
 	committed = true
+	commitStart := time.Now()
 	if err := b.Commit(context.WithoutCancel(ctx)); err != nil {
 		return false, err
 	}
+	w.p.metrics.observeCommit(time.Since(commitStart))
+	w.pm.outboxDelta(int64(len(out)))
+	if w.pm != nil {
+		for _, m := range members {
+			w.pm.member(m.class, m.found, classOf(&m.s), !m.s.IsNew())
+		}
+	}
 	w.in[0].dirty, w.in[1].dirty = false, false
-	clear(alerts) // drop references to the batch's member ids
+	defer clear(alerts) // drop references to the batch's member ids
 	w.log.Debug().Int("applied", applied).Int("dead_letters", len(dead)).Int("timers_fired", fired).
 		Int("members", len(members)).Int("outbox", len(out)).Int64("watermark", wm).Msg("batch committed")
 
 	if err := w.send(out); err != nil {
 		return true, nil // ctx ended: the records wait in the outbox
+	}
+	if w.pm != nil {
+		acked := time.Now()
+		for i := range alerts {
+			w.pm.alert(&alerts[i])
+			if i < len(alertFrom) && !alertFrom[i].IsZero() { // timers' alerts come after the events'
+				w.p.metrics.observeEventToAlert(acked.Sub(alertFrom[i]))
+			}
+		}
+		w.p.metrics.observeBatch(acked.Sub(started))
 	}
 	if len(commitOffsets) > 0 {
 		if err := w.gen.CommitOffsets(commitOffsets); err != nil {
@@ -640,7 +687,9 @@ func (w *worker) ack(recs []outRecord) {
 	}
 	if err := w.ps.Ack(seqs...); err != nil {
 		w.log.Warn().Err(err).Msg("acknowledge outbox")
+		return
 	}
+	w.pm.outboxDelta(-int64(len(recs)))
 }
 
 // errChunk stops an outbox scan after a chunk.
