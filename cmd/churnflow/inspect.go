@@ -102,22 +102,7 @@ func openInspected(dir string) (*state.Store, error) {
 	return openState(dir, inspectMemory, "inspect a copy")
 }
 
-// memberReport is the JSON "inspect member" prints.
-type memberReport struct {
-	MemberID  string `json:"member_id"`
-	Partition int32  `json:"partition"`
-	operators.MemberJSON
-	Erased      bool    `json:"erased"`
-	Clock       string  `json:"clock"`
-	Due         *string `json:"due"`
-	Enrolled    string  `json:"enrolled,omitempty"`
-	Bookings    uint32  `json:"bookings"`
-	BookingDays uint32  `json:"booking_days"`
-	Points      int64   `json:"points"`
-	History     int     `json:"history"`
-	OpenTrips   int     `json:"open_trips"`
-}
-
+// runInspectMember prints the member's operators.MemberReport as JSON.
 func runInspectMember(s streams, f *inspectFlags, id operators.MemberID) (retErr error) {
 	engine, err := loadEngine(f.config)
 	if err != nil {
@@ -141,25 +126,8 @@ func runInspectMember(s streams, f *inspectFlags, id operators.MemberID) (retErr
 		if !found {
 			continue
 		}
-		snap := engine.Snapshot(&ms, ms.Clock)
-		a := operators.Alert{Member: snap}
-		rep := memberReport{
-			MemberID:    string(id),
-			Partition:   int32(p),
-			MemberJSON:  a.Wire(0).Member,
-			Erased:      ms.Deleted(),
-			Clock:       timeOrEmpty(ms.Clock),
-			Enrolled:    timeOrEmpty(ms.Enrolled),
-			Bookings:    ms.Bookings,
-			BookingDays: ms.BookingDays,
-			Points:      ms.PointsBalance,
-			History:     len(ms.History),
-			OpenTrips:   len(ms.Trips),
-		}
-		if ms.Due != 0 {
-			d := operators.FormatTime(ms.Due)
-			rep.Due = &d
-		}
+		rep := engine.Report(id, &ms, ms.Clock)
+		rep.Partition = int32(p)
 		b, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
 			return fmt.Errorf("encode member: %w", err)
@@ -168,13 +136,6 @@ func runInspectMember(s streams, f *inspectFlags, id operators.MemberID) (retErr
 		return err
 	}
 	return fmt.Errorf("member %q: not found in --state %s (%d partitions searched)", id, f.state, len(parts))
-}
-
-func timeOrEmpty(t int64) string {
-	if t == 0 {
-		return ""
-	}
-	return operators.FormatTime(t)
 }
 
 func closeInspected(dir string, st *state.Store) error {
