@@ -86,6 +86,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	p.status.setPartitions(n)
 	p.log.Info().Int("partitions", n).Str("group", p.cfg.Group).Msg("pipeline starting")
 
 	runCtx, cancel := context.WithCancel(ctx)

@@ -11,6 +11,9 @@ import (
 type Status struct {
 	// Running is true between Run's start and its return.
 	Running bool
+	// Partitions is the input topics' partition count, once Run checked
+	// them (0 before).
+	Partitions int
 	// Assigned lists the partition ids this instance processes, ascending.
 	Assigned []int
 	// Restoring lists the assigned partitions restoring their state from
@@ -38,6 +41,7 @@ func (s Status) Ready() bool {
 type status struct {
 	mu         sync.Mutex
 	running    bool
+	partitions int
 	assigned   map[int]bool
 	restoring  map[int]bool
 	processing map[int]bool
@@ -101,6 +105,12 @@ func (s *status) setRunning(v bool) {
 	}
 }
 
+func (s *status) setPartitions(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.partitions = n
+}
+
 func (s *status) assign(part int, v bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -147,6 +157,7 @@ func (s *status) snapshot() Status {
 	}
 	return Status{
 		Running:         s.running,
+		Partitions:      s.partitions,
 		Assigned:        slices.Sorted(maps.Keys(s.assigned)),
 		Restoring:       slices.Sorted(maps.Keys(s.restoring)),
 		Processing:      slices.Sorted(maps.Keys(s.processing)),
