@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -16,6 +18,7 @@ type demoFlags struct {
 	members      int
 	speed        float64
 	http         string
+	apiToken     string
 	seed         int
 	badRate      float64
 	perSecond    int
@@ -58,8 +61,9 @@ members x (0.75 + 0.11 x simulated days), where simulated days are 365 of
 history plus --duration x --speed. The defaults make about 470,000 records
 (~330 MB); --members 20000 still fits the default minute.
 
---http will serve the pipeline's /metrics once the metrics server exists; it
-is not available yet, and the flag is accepted and ignored with a notice.`,
+--http ADDR serves the pipeline's /metrics, /healthz, /readyz and the member
+API (/v1/members/{id}, /v1/stats) while the demo runs; the API's bearer token
+is --api-token, or a random one printed at the start.`,
 			demo.DefaultNow.Format(time.DateOnly), demo.MaxRecords),
 		Example: `  go run ./cmd/churnflow demo
   churnflow demo --duration 30s --members 2000
@@ -72,7 +76,8 @@ is not available yet, and the flag is accepted and ignored with a notice.`,
 	fl.DurationVar(&f.duration, "duration", f.duration, "how long to run (wall time)")
 	fl.Var(countValue{&f.members}, "members", "population size")
 	fl.Float64Var(&f.speed, "speed", f.speed, "simulated seconds per wall second (86400: a day a second)")
-	fl.StringVar(&f.http, "http", f.http, "address for /metrics (not available yet: accepted and ignored)")
+	fl.StringVar(&f.http, "http", f.http, "serve /metrics, /healthz, /readyz and the member API on this address (only when given)")
+	fl.StringVar(&f.apiToken, "api-token", "", "bearer token of the member API with --http (default: a random one, printed)")
 	fl.IntVar(&f.seed, "seed", f.seed, "seed: the same seed gives the same population")
 	fl.Float64Var(&f.badRate, "bad-rate", f.badRate, "share of malformed records produced (0 to 0.5): they show as dead letters")
 	fl.IntVar(&f.perSecond, "alerts-per-second", f.perSecond, "most alert lines printed a second (0: none; the others are counted)")
@@ -108,7 +113,14 @@ func runDemo(cmd *cobra.Command, s streams, f *demoFlags) error {
 		return usagef("%v", err)
 	}
 	if cmd.Flags().Changed("http") {
-		fmt.Fprintf(s.err, "churnflow demo: --http %s: metrics are not available yet (the metrics server is still to be built); continuing without\n", f.http)
+		cfg.HTTP, cfg.APIToken = f.http, f.apiToken
+		if cfg.APIToken == "" {
+			var b [16]byte
+			if _, err := rand.Read(b[:]); err != nil {
+				return fmt.Errorf("api token: %w", err)
+			}
+			cfg.APIToken = hex.EncodeToString(b[:])
+		}
 	}
 	if _, err := demo.Run(cmd.Context(), cfg, s.out); err != nil {
 		return fmt.Errorf("demo: %w", err)

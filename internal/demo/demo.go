@@ -9,11 +9,13 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/churnflow/churnflow/internal/devbroker"
 	"github.com/churnflow/churnflow/internal/gen"
+	"github.com/churnflow/churnflow/internal/httpapi"
 	"github.com/churnflow/churnflow/operators"
 	"github.com/churnflow/churnflow/pipeline"
 	"github.com/churnflow/churnflow/state"
@@ -56,6 +58,11 @@ type Config struct {
 	// TempDir is where the state directory is created (and removed at the
 	// end). Default "": os.TempDir().
 	TempDir string
+	// HTTP is the address of /metrics, /healthz, /readyz and the member
+	// API (internal/httpapi). Empty: none.
+	HTTP string
+	// APIToken is the member API's bearer token (with HTTP).
+	APIToken string
 }
 
 // Defaults of Config.
@@ -226,10 +233,31 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (res Result, err error)
 	pcfg.IdleAfter = max(pipeline.DefaultIdleAfter, time.Duration(cfg.Speed*float64(500*time.Millisecond)))
 	// The pipeline's clock trails the records during the back-fill (doc.go).
 	pcfg.MaxFuture = gcfg.End().Sub(first) + 24*time.Hour
-	p, err := pipeline.New(pcfg, pipeline.Deps{Engine: engine, Store: store, Clock: pclock.Now,
-		Log: log.With().Str("component", "pipeline").Logger()})
+	deps := pipeline.Deps{Engine: engine, Store: store, Clock: pclock.Now, Log: log.With().Str("component", "pipeline").Logger()}
+	var reg *prometheus.Registry
+	if cfg.HTTP != "" {
+		reg, deps.Metrics = httpapi.NewRegistry(store)
+	}
+	p, err := pipeline.New(pcfg, deps)
 	if err != nil {
 		return res, fmt.Errorf("pipeline: %w", err)
+	}
+	if cfg.HTTP != "" {
+		api, err := httpapi.New(httpapi.Options{Gatherer: reg, Status: p.Status, Store: store, Engine: engine,
+			Token: cfg.APIToken, Clock: pclock.Now, Log: log})
+		if err != nil {
+			return res, err
+		}
+		ln, err := httpapi.Listen(cfg.HTTP, api, log)
+		if err != nil {
+			return res, err
+		}
+		defer ln.Close()
+		sctx, stopSampling := context.WithCancel(ctx)
+		defer stopSampling()
+		go api.SampleEvery(sctx, time.Minute)
+		fmt.Fprintf(out, "http: http://%s/metrics, /healthz, /readyz; member API: curl -H 'Authorization: Bearer %s' http://%s/v1/members/M0000001\n",
+			ln.Addr, cfg.APIToken, ln.Addr)
 	}
 
 	pr := newPrinter(out, cfg.Color, cfg.AlertsPerSecond)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 
 	"github.com/churnflow/churnflow/operators"
 	"github.com/churnflow/churnflow/pipeline"
@@ -200,5 +201,50 @@ func TestStats(t *testing.T) {
 	json.Unmarshal([]byte(body), &st)
 	if len(st.Trend) != 1 || st.Trend[0].Members.Total != 10 {
 		t.Errorf("trend after a second sample the same day: %+v", st.Trend)
+	}
+}
+
+func TestRegistryAndListen(t *testing.T) {
+	opts := state.DefaultOptions(t.TempDir())
+	opts.MemoryBudget, opts.GCInterval = 32<<20, 0
+	store, err := state.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	reg, metrics := NewRegistry(store)
+	if metrics == nil {
+		t.Fatal("no pipeline metrics")
+	}
+	g, _ := operators.NewEngine(operators.DefaultConfig())
+	api, err := New(Options{Gatherer: reg, Store: store, Engine: g, Token: token, Status: func() pipeline.Status { return pipeline.Status{} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := Listen("127.0.0.1:0", api, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + ln.Addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, name := range []string{MetricBuildInfo, MetricStateDiskBytes, MetricStateCachedMembers, "go_goroutines", "process_resident_memory_bytes"} {
+		if !strings.Contains(string(b), name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Listen(ln.Addr, api, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("the address is not free after Close: %v", err)
+	}
+	again.Close()
+	if _, err := New(Options{}); err == nil {
+		t.Error("New without a Gatherer succeeded")
 	}
 }
