@@ -3,7 +3,8 @@
 # by hand. No Docker, no tarball: scripts/kafka/pom.xml + mvn give the classpath.
 #
 #   scripts/kafka-local.sh fetch                       jars into the cache (once)
-#   scripts/kafka-local.sh up --nodes 1|3 --dir DIR    start, print BOOTSTRAP=...
+#   scripts/kafka-local.sh up --nodes 1|3 --dir DIR [--secure SECDIR]
+#                                                      start, print BOOTSTRAP=...
 #   scripts/kafka-local.sh down --dir DIR [--kill]     stop (TERM, wait, KILL)
 #   scripts/kafka-local.sh kill --dir DIR --node N [--signal KILL|TERM]
 #   scripts/kafka-local.sh start --dir DIR --node N    restart one stopped node
@@ -14,6 +15,21 @@
 # to stderr. DIR must be new or empty (a formatted directory cannot be
 # formatted again). Layout: DIR/node-N/{server.properties,data/,kafka.log,pid},
 # DIR/bootstrap, DIR/nodes.
+#
+# --secure SECDIR adds two listeners to every node (the PLAINTEXT one stays,
+# and brokers talk to each other over it), and `up` prints two more lines,
+# SSL=127.0.0.1:S1[,...] and SASL_PLAINTEXT=127.0.0.1:A1[,...]:
+#   SSL             TLS with a client certificate required (ssl.client.auth);
+#   SASL_PLAINTEXT  SASL with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512.
+# SECDIR holds (internal/kafkatest writes them; Go's crypto/x509 or openssl):
+#   broker.pem  the broker's private key (PKCS#8 PEM, unencrypted) and its
+#               certificate chain, for 127.0.0.1 (ssl.keystore.type=PEM);
+#   ca.pem      the CA certificates that client certificates must chain to
+#               (ssl.truststore.type=PEM);
+#   users       one "name password" line per SASL user ([A-Za-z0-9._-]):
+#               PLAIN users in the listener's JAAS configuration, SCRAM
+#               credentials (both hashes) written by `kafka-storage format
+#               --add-scram` into the metadata log.
 #
 # Environment:
 #   CHURNFLOW_KAFKA_CACHE          jar cache (default $REPO/.cache/kafka)
@@ -131,9 +147,26 @@ write_props() { # N
 		else
 			echo "controller.quorum.voters=$VOTERS"
 		fi
-		echo "listeners=PLAINTEXT://127.0.0.1:${PPORT[$n]},CONTROLLER://127.0.0.1:${CPORT[$n]}"
-		echo "advertised.listeners=PLAINTEXT://127.0.0.1:${PPORT[$n]},CONTROLLER://127.0.0.1:${CPORT[$n]}"
-		echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+		if [ -n "$SECURE" ]; then
+			# PLAINTEXT first and CONTROLLER last: load_cluster reads the ports so.
+			local l="PLAINTEXT://127.0.0.1:${PPORT[$n]},SSL://127.0.0.1:${SPORT[$n]},SASL_PLAINTEXT://127.0.0.1:${APORT[$n]},CONTROLLER://127.0.0.1:${CPORT[$n]}"
+			echo "listeners=$l"
+			echo "advertised.listeners=$l"
+			echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"
+			echo "listener.name.ssl.ssl.keystore.type=PEM"
+			echo "listener.name.ssl.ssl.keystore.location=$SECURE/broker.pem"
+			echo "listener.name.ssl.ssl.truststore.type=PEM"
+			echo "listener.name.ssl.ssl.truststore.location=$SECURE/ca.pem"
+			echo "listener.name.ssl.ssl.client.auth=required"
+			echo "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+			echo "listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$PLAIN_USERS;"
+			echo "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+			echo "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+		else
+			echo "listeners=PLAINTEXT://127.0.0.1:${PPORT[$n]},CONTROLLER://127.0.0.1:${CPORT[$n]}"
+			echo "advertised.listeners=PLAINTEXT://127.0.0.1:${PPORT[$n]},CONTROLLER://127.0.0.1:${CPORT[$n]}"
+			echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+		fi
 		echo "controller.listener.names=CONTROLLER"
 		echo "inter.broker.listener.name=PLAINTEXT"
 		echo "log.dirs=$DIR/node-$n/data"
@@ -187,11 +220,36 @@ probe() {
 			(exec 3<>"/dev/tcp/127.0.0.1/${PPORT[$n]}") 2>/dev/null || return 1
 			grep -q 'Kafka Server started' "$DIR/node-$n/kafka.log" || return 1
 		fi
+		if [ -n "$SECURE" ]; then
+			(exec 3<>"/dev/tcp/127.0.0.1/${SPORT[$n]}") 2>/dev/null || return 1
+			(exec 3<>"/dev/tcp/127.0.0.1/${APORT[$n]}") 2>/dev/null || return 1
+		fi
 	done
 }
 
+# read_secure checks SECDIR (--secure) and reads its users: PLAIN_USERS (the
+# JAAS options) and SCRAM_ARGS (StorageTool format arguments).
+read_secure() {
+	PLAIN_USERS="" SCRAM_ARGS=()
+	[ -n "$SECURE" ] || return 0
+	[ -d "$SECURE" ] || die "--secure $SECURE: not a directory"
+	SECURE=$(cd "$SECURE" && pwd)
+	local f name pw rest
+	for f in broker.pem ca.pem users; do
+		[ -r "$SECURE/$f" ] || die "--secure $SECURE: no readable $f (see the usage: scripts/kafka-local.sh --help)"
+	done
+	while read -r name pw rest || [ -n "$name" ]; do
+		[ -n "$name" ] || continue
+		[[ "$name" =~ ^[A-Za-z0-9._-]+$ && "$pw" =~ ^[A-Za-z0-9._-]+$ && -z "$rest" ]] ||
+			die "--secure $SECURE/users: want \"name password\" lines of [A-Za-z0-9._-], got \"$name ...\""
+		PLAIN_USERS+=" user_$name=\"$pw\""
+		SCRAM_ARGS+=(--add-scram "SCRAM-SHA-256=[name=$name,password=$pw]" --add-scram "SCRAM-SHA-512=[name=$name,password=$pw]")
+	done <"$SECURE/users"
+	[ -n "$PLAIN_USERS" ] || die "--secure $SECURE/users: no users"
+}
+
 parse_dir_args() {
-	DIR="" NODE="" SIGNAL=TERM HARD=0 NODES=1 OWNER=""
+	DIR="" NODE="" SIGNAL=TERM HARD=0 NODES=1 OWNER="" SECURE=""
 	while [ $# -gt 0 ]; do
 		case "$1" in
 		--dir) DIR=$2; shift 2 ;;
@@ -200,6 +258,7 @@ parse_dir_args() {
 		--signal) SIGNAL=$2; shift 2 ;;
 		--kill) HARD=1; shift ;;
 		--owner-pid) OWNER=$2; shift 2 ;;
+		--secure) SECURE=$2; shift 2 ;;
 		-h | --help) usage ;;
 		*) die "unknown argument: $1" ;;
 		esac
@@ -267,6 +326,7 @@ cmd_up() {
 		die "$DIR is not empty; use a fresh directory per cluster"
 	fi
 	command -v "$JAVA" >/dev/null 2>&1 || die "java not found"
+	read_secure
 	fetch
 
 	if [ "$NODES" -eq 1 ]; then RF=1 MIN_ISR=1 OFFSETS_PARTITIONS=4; else RF=3 MIN_ISR=2 OFFSETS_PARTITIONS=4; fi
@@ -279,11 +339,15 @@ cmd_up() {
 	echo "$cluster_id" >"$DIR/cluster.id"
 
 	for attempt in 1 2 3; do
-		declare -gA PPORT=() CPORT=()
+		declare -gA PPORT=() CPORT=() SPORT=() APORT=()
 		VOTERS=""
 		for n in $(seq 1 "$NODES"); do
 			PPORT[$n]=$(pick_port)
 			CPORT[$n]=$(pick_port)
+			if [ -n "$SECURE" ]; then
+				SPORT[$n]=$(pick_port)
+				APORT[$n]=$(pick_port)
+			fi
 			VOTERS="${VOTERS:+$VOTERS,}$n@127.0.0.1:${CPORT[$n]}"
 		done
 		# Format all nodes in parallel (one JVM each, ~1 s).
@@ -294,6 +358,7 @@ cmd_up() {
 			write_props "$n"
 			local fmt=(format -t "$cluster_id" -c "$DIR/node-$n/server.properties")
 			[ "$NODES" -eq 1 ] && fmt+=(--standalone)
+			fmt+=("${SCRAM_ARGS[@]}")
 			java_cmd kafka.tools.StorageTool "${fmt[@]}" >>"$DIR/node-$n/format.log" 2>&1 &
 			fpids+=($!)
 		done
@@ -325,9 +390,20 @@ cmd_up() {
 				for n in $(seq 1 "$NODES"); do bs="${bs:+$bs,}127.0.0.1:${PPORT[$n]}"; done
 				echo "$bs" >"$DIR/bootstrap"
 				echo "$((t1 - tf))" >"$DIR/startup.ms"
+				local ssl="" sasl=""
+				if [ -n "$SECURE" ]; then
+					for n in $(seq 1 "$NODES"); do
+						ssl="${ssl:+$ssl,}127.0.0.1:${SPORT[$n]}"
+						sasl="${sasl:+$sasl,}127.0.0.1:${APORT[$n]}"
+					done
+				fi
 				log "ready in $((t1 - tf)) ms after start ($((t1 - t0)) ms with format); pids $(cat "$DIR"/node-*/pid | tr '\n' ' ')"
 				if [ -n "$OWNER" ]; then start_watchdog "$OWNER"; fi
 				echo "BOOTSTRAP=$bs"
+				if [ -n "$SECURE" ]; then
+					echo "SSL=$ssl"
+					echo "SASL_PLAINTEXT=$sasl"
+				fi
 				return 0
 			fi
 			if [ "$(date +%s)" -ge "$deadline" ]; then

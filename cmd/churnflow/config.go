@@ -89,6 +89,9 @@ type KafkaConfig struct {
 	// ProduceBatchTimeout is how long the outbox producer waits to fill a
 	// batch.
 	ProduceBatchTimeout operators.Duration `yaml:"produce_batch_timeout"`
+	// TLS and SASL secure the connections to the brokers (security.go).
+	TLS  TLSConfig  `yaml:"tls"`
+	SASL SASLConfig `yaml:"sasl"`
 }
 
 // StateConfig is the "state" section (state.Options).
@@ -185,7 +188,8 @@ func kafkaFromPipeline(c pipeline.Config) KafkaConfig {
 	return k
 }
 
-// Pipeline returns the pipeline's configuration.
+// Pipeline returns the pipeline's configuration, without its Dialer (which
+// reads the TLS files: Dialer).
 func (k *KafkaConfig) Pipeline() pipeline.Config {
 	c := pipeline.DefaultConfig()
 	c.Brokers = append([]string(nil), k.Brokers...)
@@ -672,6 +676,10 @@ func (c *Config) Validate() error {
 	pc := k.Pipeline()
 	if err := pc.Validate(); err != nil {
 		return fmt.Errorf("config kafka: %w", err)
+	}
+	// Reads the TLS files, so that a missing or wrong one fails at start-up.
+	if _, err := k.Dialer(); err != nil {
+		return err
 	}
 
 	s := &c.State

@@ -95,12 +95,15 @@ func TestDemoFlagErrors(t *testing.T) {
 	}
 }
 
-func TestDemoHTTPNotAvailable(t *testing.T) {
+func TestDemoHTTP(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the demo")
 	}
-	code, _, stderr := run(t, "", nil, "demo", "--members", "50", "--duration", "1s", "--speed", "86400", "--http", "127.0.0.1:0")
-	if code != exitOK || !strings.Contains(stderr, "metrics are not available yet") {
-		t.Fatalf("exit %d, stderr %q", code, stderr)
+	code, stdout, stderr := run(t, "", nil, "demo", "--members", "50", "--duration", "1s", "--speed", "86400",
+		"--http", "127.0.0.1:0", "--api-token", "tok")
+	if code != exitOK || !strings.Contains(stdout, "http: http://127.0.0.1:") || !strings.Contains(stdout, "Bearer tok") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, head(stdout, 600), stderr)
 	}
 }
+
+func head(s string, n int) string { return s[:min(len(s), n)] }

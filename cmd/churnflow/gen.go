@@ -30,6 +30,8 @@ type genFlags struct {
 	topicBookings string
 	topicActivity string
 	rate          float64
+	// config secures --brokers: its kafka.tls and kafka.sasl sections.
+	config string
 }
 
 func newGenCmd(s streams) *cobra.Command {
@@ -50,10 +52,13 @@ cluster instead (bookings and cancellations to --topic-bookings, everything
 else to --topic-activity), keyed by member id, each value the JSON line (or a
 malformed record's bytes), with acks from all in-sync replicas. --rate paces
 them in events per second; by default they go as fast as the cluster takes
-them.`,
+them. TLS and SASL come from the kafka.tls and kafka.sasl sections of --config
+(the file of "churnflow run") and the CHURNFLOW_KAFKA_TLS_* and
+CHURNFLOW_KAFKA_SASL_* variables; the file's other settings are not used.`,
 		Example: `  churnflow gen --members 10000 --days 730 --out events.jsonl
   churnflow gen --members 500 --bad-rate 0.01 --seed 7 --out - | churnflow replay --input -
-  churnflow gen --members 10000 --brokers 127.0.0.1:9092 --rate 5000`,
+  churnflow gen --members 10000 --brokers 127.0.0.1:9092 --rate 5000
+  churnflow gen --members 1000 --brokers kafka-1:9093 --config churnflow.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runGen(cmd, s, f) },
 	}
@@ -70,6 +75,7 @@ them.`,
 	fl.StringVar(&f.topicBookings, "topic-bookings", topics.Bookings, "topic of booking and cancellation events (with --brokers)")
 	fl.StringVar(&f.topicActivity, "topic-activity", topics.Activity, "topic of every other event (with --brokers)")
 	fl.Float64Var(&f.rate, "rate", 0, "events per second to produce (with --brokers; 0: as fast as possible)")
+	fl.StringVar(&f.config, "config", "", "configuration file whose kafka.tls and kafka.sasl sections secure --brokers (see deploy/churnflow.example.yaml)")
 	return cmd
 }
 
@@ -168,6 +174,10 @@ func genTarget(cmd *cobra.Command, s streams, f *genFlags) (toKafka bool, err er
 		if cmd.Flags().Changed("rate") {
 			return false, usagef("--rate: only with --brokers (a file is written as fast as possible)")
 		}
+		// CHURNFLOW_CONFIG, "churnflow run"'s, is no reason to refuse a file.
+		if v, ok := s.getenv(envName("config")); cmd.Flags().Changed("config") && (!ok || v != f.config) {
+			return false, usagef("--config: only with --brokers (it gives the brokers' TLS and SASL settings)")
+		}
 		return false, nil
 	default:
 		return false, usagef(`--out: required; give a file name, or "-" for standard output, or --brokers h:p,... to produce to Kafka`)
@@ -204,10 +214,21 @@ func genToKafka(ctx context.Context, s streams, f *genFlags, cfg gen.Config) err
 	if err != nil {
 		return usagef("%v", err)
 	}
-	if err := checkGenTopics(ctx, f.brokers, f.topicBookings, f.topicActivity); err != nil {
+	rc, err := loadConfig(f.config, s.getenv, nil)
+	if err != nil {
+		return err
+	}
+	k := rc.Kafka
+	k.Brokers = f.brokers
+	d, err := k.Dialer()
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if err := checkGenTopics(ctx, &k, d, f.topicBookings, f.topicActivity); err != nil {
 		return err
 	}
 	w := gen.NewWriter(f.brokers, genBatch)
+	w.Transport = transport(d)
 	defer w.Close()
 
 	batch := genBatch
@@ -252,7 +273,7 @@ func genToKafka(ctx context.Context, s streams, f *genFlags, cfg gen.Config) err
 			if ctx.Err() != nil {
 				break
 			}
-			return explainGenWriteError(f.brokers, err)
+			return explainGenWriteError(&k, err)
 		}
 		for _, t := range mb.Topics() {
 			counts[t]++
@@ -277,13 +298,25 @@ func genToKafka(ctx context.Context, s streams, f *genFlags, cfg gen.Config) err
 }
 
 // checkGenTopics fails early, and plainly, when the brokers cannot be
-// reached or an input topic does not exist.
-func checkGenTopics(ctx context.Context, brokers []string, topics ...string) error {
-	d := &kafka.Dialer{Timeout: brokerCheckTimeout}
+// reached (or refuse TLS or SASL) or an input topic does not exist. d nil
+// dials plain TCP.
+func checkGenTopics(ctx context.Context, k *KafkaConfig, d *kafka.Dialer, topics ...string) error {
+	if d == nil {
+		d = &kafka.Dialer{Timeout: brokerCheckTimeout}
+	}
 	var errs []string
-	for _, b := range brokers {
+	for _, b := range k.Brokers {
 		conn, err := d.DialContext(ctx, "tcp", b)
+		if err == nil {
+			_, err = conn.ApiVersions() // TLS 1.3 reports a refused client certificate on the first read
+			if err != nil {
+				conn.Close()
+			}
+		}
 		if err != nil {
+			if hint, ok := k.explainConnectError(err); ok {
+				return fmt.Errorf("gen: --brokers %s: %s: %w", b, hint, err)
+			}
 			errs = append(errs, fmt.Sprintf("%s: %v", b, err))
 			continue
 		}
@@ -302,7 +335,8 @@ func checkGenTopics(ctx context.Context, brokers []string, topics ...string) err
 	return fmt.Errorf("gen: cannot reach any broker of --brokers (%s); check the addresses and that Kafka is running (for development: churnflow broker)", strings.Join(errs, "; "))
 }
 
-func explainGenWriteError(brokers []string, err error) error {
+func explainGenWriteError(k *KafkaConfig, err error) error {
+	brokers := k.Brokers
 	var we kafka.WriteErrors
 	if errors.As(err, &we) {
 		for _, e := range we {
@@ -311,6 +345,9 @@ func explainGenWriteError(brokers []string, err error) error {
 				break
 			}
 		}
+	}
+	if hint, ok := k.explainSecurityError(err); ok {
+		return fmt.Errorf("gen: produce to %s: %s: %w", strings.Join(brokers, ","), hint, err)
 	}
 	return fmt.Errorf("gen: produce to %s: %w", strings.Join(brokers, ","), err)
 }

@@ -107,8 +107,9 @@ its batch, flushes its outbox, commits and exits 0.
 
 Configuration: one YAML file (--config; documented example with every key and
 its default: deploy/churnflow.example.yaml) with the sections kafka, state,
-http, log and rules (the rules document of docs/rules.md). Precedence, highest
-first:
+http, log and rules (the rules document of docs/rules.md); kafka.tls and
+kafka.sasl connect to secured clusters (TLS with a CA and client certificate;
+SASL plain, scram-sha-256, scram-sha-512). Precedence, highest first:
 
   1. flags on the command line (--brokers, --state, ...);
   2. CHURNFLOW_<FLAG>, a flag's variable (CHURNFLOW_BROKERS, CHURNFLOW_STATE,
@@ -207,13 +208,17 @@ func runRun(cmd *cobra.Command, s streams, f *runFlags) (err error) {
 	}()
 
 	pcfg := cfg.Kafka.Pipeline()
-	if err := checkBrokers(ctx, pcfg.Brokers, pcfg.Dialer); err != nil {
+	if pcfg.Dialer, err = cfg.Kafka.Dialer(); err != nil {
+		return usagef("%v", err)
+	}
+	warnSecurity(log, &cfg.Kafka)
+	if err := checkBrokers(ctx, &cfg.Kafka, pcfg.Dialer); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
-	log.Info().Strs("brokers", pcfg.Brokers).Str("group", pcfg.Group).Str("state", cfg.State.Dir).
+	log.Info().Strs("brokers", pcfg.Brokers).Str("group", pcfg.Group).Str("security", cfg.Kafka.security()).Str("state", cfg.State.Dir).
 		Str("memory_budget", cfg.State.MemoryBudget.String()).Msg("churnflow run: start")
 	p, err := pipeline.New(pcfg, pipeline.Deps{Engine: engine, Store: store, Clock: time.Now, Log: log})
 	if err != nil {
@@ -225,7 +230,7 @@ func runRun(cmd *cobra.Command, s streams, f *runFlags) (err error) {
 	}
 	if runErr != nil {
 		log.Error().Err(runErr).Msg("churnflow run: stopped on error")
-		return explainKafkaError(pcfg.Brokers, runErr)
+		return explainKafkaError(&cfg.Kafka, runErr)
 	}
 	log.Info().Msg("churnflow run: stopped")
 	return nil
@@ -280,15 +285,17 @@ func explainStateError(dir string, err error) error {
 const brokerCheckTimeout = 10 * time.Second
 
 // checkBrokers dials the bootstrap brokers until one answers, so that a
-// wrong address fails at start-up with a message saying what to fix.
-func checkBrokers(ctx context.Context, brokers []string, d *kafka.Dialer) error {
+// wrong address, certificate or password fails at start-up with a message
+// saying what to fix. d nil dials plain TCP.
+func checkBrokers(ctx context.Context, k *KafkaConfig, d *kafka.Dialer) error {
 	if d == nil {
 		d = &kafka.Dialer{Timeout: brokerCheckTimeout}
 	}
 	ctx, cancel := context.WithTimeout(ctx, brokerCheckTimeout)
 	defer cancel()
 	var errs []string
-	for _, b := range brokers {
+	var security error
+	for _, b := range k.Brokers {
 		conn, err := d.DialContext(ctx, "tcp", b)
 		if err == nil {
 			_, err = conn.Brokers()
@@ -298,18 +305,37 @@ func checkBrokers(ctx context.Context, brokers []string, d *kafka.Dialer) error 
 			return nil
 		}
 		errs = append(errs, fmt.Sprintf("%s: %v", b, err))
+		if hint, ok := k.explainConnectError(err); ok && security == nil {
+			security = fmt.Errorf("kafka.brokers %s: %s: %w", b, hint, err)
+		}
+	}
+	if security != nil {
+		return security
 	}
 	return fmt.Errorf("cannot reach any Kafka broker of kafka.brokers (%s); check the addresses (--brokers, CHURNFLOW_BROKERS or CHURNFLOW_KAFKA_BROKERS) and that Kafka is running (for development: churnflow broker)",
 		strings.Join(errs, "; "))
 }
 
+// warnSecurity logs the settings that weaken the connection's security.
+func warnSecurity(log zerolog.Logger, k *KafkaConfig) {
+	if k.TLS.Enabled && k.TLS.InsecureSkipVerify {
+		log.Warn().Msg("kafka.tls.insecure_skip_verify: the brokers' certificates are not checked; anyone on the path can read and change the traffic")
+	}
+	if strings.EqualFold(k.SASL.Mechanism, saslPlain) && !k.TLS.Enabled {
+		log.Warn().Msg("kafka.sasl.mechanism plain without kafka.tls: the password crosses the network in clear text")
+	}
+}
+
 // explainKafkaError adds what to check to a pipeline error caused by the
-// network.
-func explainKafkaError(brokers []string, err error) error {
+// network or by TLS or SASL.
+func explainKafkaError(k *KafkaConfig, err error) error {
+	if hint, ok := k.explainSecurityError(err); ok {
+		return fmt.Errorf("pipeline: %s: %w", hint, err)
+	}
 	var ne net.Error
 	var oe *net.OpError
 	if errors.As(err, &oe) || errors.As(err, &ne) {
-		return fmt.Errorf("pipeline: %w (kafka.brokers %s: check that the brokers are up and reachable)", err, strings.Join(brokers, ","))
+		return fmt.Errorf("pipeline: %w (kafka.brokers %s: check that the brokers are up and reachable)", err, strings.Join(k.Brokers, ","))
 	}
 	return fmt.Errorf("pipeline: %w", err)
 }

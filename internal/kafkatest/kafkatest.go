@@ -47,6 +47,14 @@ func Start(t testing.TB, nodes int) (bootstrap string) {
 // StartCluster is Start returning the Cluster, for fault tests.
 func StartCluster(t testing.TB, nodes int) *Cluster {
 	t.Helper()
+	c, _ := startCluster(t, nodes)
+	return c
+}
+
+// startCluster starts a cluster owned by t with extra arguments to
+// scripts/kafka-local.sh up, and returns the KEY=VALUE lines it printed.
+func startCluster(t testing.TB, nodes int, extra ...string) (*Cluster, map[string]string) {
+	t.Helper()
 	script := Script()
 	if _, err := os.Stat(script); err != nil {
 		t.Fatalf("kafkatest: %v", err)
@@ -66,22 +74,25 @@ func StartCluster(t testing.TB, nodes int) *Cluster {
 	t.Cleanup(c.stop)
 
 	t1 := time.Now()
-	out, err := run(script, 3*time.Minute, "up", "--nodes", strconv.Itoa(nodes), "--dir", dir,
-		"--owner-pid", strconv.Itoa(os.Getpid()))
+	args := append([]string{"up", "--nodes", strconv.Itoa(nodes), "--dir", dir,
+		"--owner-pid", strconv.Itoa(os.Getpid())}, extra...)
+	out, err := run(script, 3*time.Minute, args...)
 	if err != nil {
 		t.Fatalf("kafkatest: starting %d-node Kafka: %v\n%s", nodes, err, out)
 	}
+	lines := map[string]string{}
 	for _, line := range strings.Split(string(out), "\n") {
-		if v, ok := strings.CutPrefix(line, "BOOTSTRAP="); ok {
-			c.Bootstrap = strings.TrimSpace(v)
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
+			lines[k] = v
 		}
 	}
+	c.Bootstrap = lines["BOOTSTRAP"]
 	if c.Bootstrap == "" {
 		t.Fatalf("kafkatest: no BOOTSTRAP= line from %s up:\n%s", script, out)
 	}
 	t.Logf("kafkatest: %d-node Kafka at %s: jars ready in %v, up in %v (format+start+ready), broker RSS %s",
 		nodes, c.Bootstrap, fetch.Round(time.Millisecond), time.Since(t1).Round(time.Millisecond), c.rss())
-	return c
+	return c, lines
 }
 
 // Kill stops node n (1-based) with SIGKILL (hard) or SIGTERM. For
