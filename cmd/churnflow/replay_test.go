@@ -25,6 +25,12 @@ func run(t *testing.T, stdin string, env map[string]string, args ...string) (cod
 		err: &errb,
 		getenv: func(k string) (string, bool) {
 			v, ok := env[k]
+			if !ok && k == "CHURNFLOW_HTTP_LISTEN" && !slices.Contains(args, "--config") && !slices.Contains(args, "--print-config") {
+				// run serves HTTP on 127.0.0.1:8080 by default: tests that
+				// do not configure it take a free port, so that they do
+				// not collide.
+				return "127.0.0.1:0", true
+			}
 			return v, ok
 		},
 	}

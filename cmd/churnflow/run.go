@@ -12,12 +12,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 	"gopkg.in/yaml.v3"
 
+	"github.com/churnflow/churnflow/internal/httpapi"
 	"github.com/churnflow/churnflow/operators"
 	"github.com/churnflow/churnflow/pipeline"
 	"github.com/churnflow/churnflow/state"
@@ -220,9 +222,36 @@ func runRun(cmd *cobra.Command, s streams, f *runFlags) (err error) {
 	}
 	log.Info().Strs("brokers", pcfg.Brokers).Str("group", pcfg.Group).Str("security", cfg.Kafka.security()).Str("state", cfg.State.Dir).
 		Str("memory_budget", cfg.State.MemoryBudget.String()).Msg("churnflow run: start")
-	p, err := pipeline.New(pcfg, pipeline.Deps{Engine: engine, Store: store, Clock: time.Now, Log: log})
+	deps := pipeline.Deps{Engine: engine, Store: store, Clock: time.Now, Log: log}
+	var reg *prometheus.Registry
+	if cfg.HTTP.Listen != "" {
+		reg, deps.Metrics = httpapi.NewRegistry(store)
+	}
+	p, err := pipeline.New(pcfg, deps)
 	if err != nil {
 		return fmt.Errorf("start pipeline: %w", err)
+	}
+	if cfg.HTTP.Listen != "" {
+		if cfg.HTTP.APIToken == "" {
+			log.Warn().Msg("http.api_token is empty: /v1/members and /v1/stats answer 403 (metrics and health are served)")
+		}
+		api, err := httpapi.New(httpapi.Options{Gatherer: reg, Status: p.Status, Store: store, Engine: engine,
+			Token: cfg.HTTP.APIToken, Log: log.With().Str("component", "http").Logger()})
+		if err != nil {
+			return err
+		}
+		ln, err := httpapi.Listen(cfg.HTTP.Listen, api, log)
+		if err != nil {
+			return fmt.Errorf("http.listen: %w (give a free address with --http, or an empty one to serve nothing)", err)
+		}
+		defer func() {
+			if cerr := ln.Close(); cerr != nil {
+				log.Warn().Err(cerr).Msg("http close")
+			}
+		}()
+		sctx, stopSampling := context.WithCancel(ctx)
+		defer stopSampling()
+		go api.SampleEvery(sctx, time.Minute)
 	}
 	runErr := p.Run(ctx)
 	if runErr != nil && ctx.Err() != nil && errors.Is(runErr, context.Canceled) {

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -41,11 +44,14 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
+	httpAddr := freeAddr(t)
 	var out, errb syncBuffer
 	s := streams{in: strings.NewReader(""), out: &out, err: &errb, getenv: func(k string) (string, bool) {
 		v, ok := map[string]string{
 			"CHURNFLOW_KAFKA_BROKERS": addr,
 			"CHURNFLOW_STATE":         filepath.Join(dir, "state"),
+			"CHURNFLOW_HTTP":          httpAddr,
+			"CHURNFLOW_API_TOKEN":     "t0ken",
 		}[k]
 		return v, ok
 	}}
@@ -59,6 +65,40 @@ func TestRunEndToEnd(t *testing.T) {
 	dead := readAlert(t, ctx, addr, "churnflow.dlq", done, &errb)
 	if dead.Key != "M0003" {
 		t.Errorf("dead letter key %q", dead.Key)
+	}
+
+	// The HTTP endpoints of the running instance.
+	get := func(path, token string) (int, string) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for code, _ := get("/readyz", ""); code != http.StatusOK && time.Now().Before(deadline); code, _ = get("/readyz", "") {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, body := get("/readyz", ""); code != http.StatusOK {
+		t.Errorf("/readyz: %d %s", code, body)
+	}
+	if code, body := get("/metrics", ""); code != http.StatusOK || !strings.Contains(body, `churnflow_records_consumed_total{outcome="dead_lettered",topic="churnflow.activity"} 1`) {
+		t.Errorf("/metrics: %d, lacks the dead letter counted:\n%.2000s", code, body)
+	}
+	if code, body := get("/v1/members/M0001", "t0ken"); code != http.StatusOK || !strings.Contains(body, `"tier": "gold"`) {
+		t.Errorf("/v1/members/M0001: %d %s", code, body)
+	}
+	if code, _ := get("/v1/members/M0001", "wrong"); code != http.StatusUnauthorized {
+		t.Errorf("/v1/members/M0001 with a wrong token: %d, want 401", code)
+	}
+	if code, body := get("/v1/stats", "t0ken"); code != http.StatusOK || !strings.Contains(body, `"total": 2`) {
+		t.Errorf("/v1/stats: %d %s", code, body)
 	}
 
 	stop()
@@ -163,4 +203,15 @@ func TestLoggerFormats(t *testing.T) {
 			t.Errorf("format %s: %q", c.format, out)
 		}
 	}
+}
+
+// freeAddr returns a loopback address with a port free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

@@ -243,6 +243,8 @@ func runSecured(t *testing.T, brokers, security string, env map[string]string, w
   topics:
 %s%slog:
   level: debug
+http:
+  listen: 127.0.0.1:0
 `, brokers, prefix, tl.String(), security))
 	getenv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	cfg, err := loadConfig(cfgFile, getenv, nil)
