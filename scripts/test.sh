@@ -19,16 +19,22 @@ if [ -n "$unformatted" ]; then
 fi
 
 step "test dependencies"
-# kcat (Debian's librdkafka client) for the interoperability test
-# (pipeline/kcat_test.go), which fails under CI=true without it.
-if command -v kcat >/dev/null 2>&1; then
-	echo "kcat: $(command -v kcat)"
-else
+# Debian packages the tests use, installed when missing (one apt-get update
+# for all): kcat (librdkafka's client) for the interoperability test
+# (pipeline/kcat_test.go), and promtool (Debian's prometheus package; its
+# server is not started) for the checks of the alerting rules, their unit
+# tests and the dashboard's queries (deploy/deploy_test.go). Both tests fail
+# under CI=true without them.
+missing=()
+command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+if [ ${#missing[@]} -gt 0 ]; then
 	sudo=""
 	[ "$(id -u)" -eq 0 ] || sudo="sudo"
 	$sudo apt-get update -qq
-	$sudo apt-get install -y -qq kcat
+	$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+echo "kcat: $(command -v kcat); promtool: $(command -v promtool)"
 # confluent-kafka (PyPI's librdkafka-based Python client; its manylinux
 # wheel bundles librdkafka) for the Python interoperability test
 # (pipeline/interop_test.go), in a venv under .cache/pyenv made only when
