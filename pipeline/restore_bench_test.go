@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
@@ -56,7 +57,16 @@ func BenchmarkRestore(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ResetTimer()
+	// With metrics the worker also counts the restored members by tier,
+	// activity and segment (a scan) before it is ready.
+	for _, withMetrics := range []bool{false, true} {
+		b.Run(fmt.Sprintf("metrics=%v", withMetrics), func(b *testing.B) {
+			benchRestore(b, cfg, g, members, withMetrics)
+		})
+	}
+}
+
+func benchRestore(b *testing.B, cfg Config, g *operators.Engine, members int, withMetrics bool) {
 	for range b.N {
 		b.StopTimer()
 		opts := state.DefaultOptions(b.TempDir())
@@ -65,7 +75,11 @@ func BenchmarkRestore(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		p, err := New(cfg, Deps{Engine: g, Store: store})
+		deps := Deps{Engine: g, Store: store}
+		if withMetrics {
+			deps.Metrics = NewMetrics(prometheus.NewRegistry())
+		}
+		p, err := New(cfg, deps)
 		if err != nil {
 			b.Fatal(err)
 		}
