@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -236,4 +237,31 @@ func (p *Pipeline) createTopicsWith(ctx context.Context, conn *kafka.Conn, names
 	}
 	p.log.Debug().Strs("topics", names).Int("replication_factor", rf).Msg("created topics")
 	return nil
+}
+
+// PartitionOwner says which member of the consumer group processes
+// partition id part now: its member id and the host it connects from, as
+// the group coordinator describes the group. ok is false when no member
+// holds it (a rebalance in progress, or the group empty).
+func (p *Pipeline) PartitionOwner(ctx context.Context, part int) (owner string, ok bool, err error) {
+	tr := p.transport()
+	defer tr.CloseIdleConnections()
+	c := &kafka.Client{Addr: kafka.TCP(p.cfg.Brokers...), Timeout: 10 * time.Second, Transport: tr}
+	resp, err := c.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{p.cfg.Group}})
+	if err != nil {
+		return "", false, fmt.Errorf("describe group %s: %w", p.cfg.Group, err)
+	}
+	for _, g := range resp.Groups {
+		if g.Error != nil {
+			return "", false, fmt.Errorf("describe group %s: %w", p.cfg.Group, g.Error)
+		}
+		for _, m := range g.Members {
+			for _, t := range m.MemberAssignments.Topics {
+				if t.Topic == p.cfg.Topics.Bookings && slices.Contains(t.Partitions, part) {
+					return fmt.Sprintf("group member %s at %s", m.MemberID, strings.TrimPrefix(m.ClientHost, "/")), true, nil
+				}
+			}
+		}
+	}
+	return "", false, nil
 }

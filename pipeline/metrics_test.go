@@ -74,6 +74,14 @@ func TestMetrics(t *testing.T) {
 				t.Errorf("%s sums to %v once caught up, want 0", pipeline.MetricConsumerLag, got)
 			}
 			alerts = sumMetric(t, reg, pipeline.MetricAlerts)
+			// The group's description names this instance as the owner.
+			owner, ok, err := p.PartitionOwner(t.Context(), 3)
+			if err != nil || !ok || !strings.Contains(owner, "group member ") {
+				t.Errorf("PartitionOwner(3) = %q, %v, %v; want this instance", owner, ok, err)
+			}
+			if _, ok, err := p.PartitionOwner(t.Context(), 99); ok || err != nil {
+				t.Errorf("PartitionOwner(99) = %v, %v; want none", ok, err)
+			}
 		})
 		if got := sumMetric(t, reg, pipeline.MetricRecordsConsumed); got != float64(len(recs)) {
 			t.Errorf("%s = %v, want the %d records", pipeline.MetricRecordsConsumed, got, len(recs))

@@ -236,7 +236,7 @@ func runRun(cmd *cobra.Command, s streams, f *runFlags) (err error) {
 			log.Warn().Msg("http.api_token is empty: /v1/members and /v1/stats answer 403 (metrics and health are served)")
 		}
 		api, err := httpapi.New(httpapi.Options{Gatherer: reg, Status: p.Status, Store: store, Engine: engine,
-			Token: cfg.HTTP.APIToken, Log: log.With().Str("component", "http").Logger()})
+			Token: cfg.HTTP.APIToken, Owner: p.PartitionOwner, Log: log.With().Str("component", "http").Logger()})
 		if err != nil {
 			return err
 		}

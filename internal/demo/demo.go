@@ -244,7 +244,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (res Result, err error)
 	}
 	if cfg.HTTP != "" {
 		api, err := httpapi.New(httpapi.Options{Gatherer: reg, Status: p.Status, Store: store, Engine: engine,
-			Token: cfg.APIToken, Clock: pclock.Now, Log: log})
+			Token: cfg.APIToken, Owner: p.PartitionOwner, Clock: pclock.Now, Log: log})
 		if err != nil {
 			return res, err
 		}

@@ -10,6 +10,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -41,6 +42,10 @@ type Options struct {
 	// Token is the bearer token of /v1/*. Empty: /v1/* answers 403 to
 	// everyone (an API without a token is not served open).
 	Token string
+	// Owner says which member of the consumer group processes a partition
+	// (pipeline.Pipeline.PartitionOwner), for the answer about a member
+	// another instance holds. Nil: not said.
+	Owner func(ctx context.Context, partition int) (owner string, ok bool, err error)
 	// Clock is the wall clock. Nil: time.Now.
 	Clock func() time.Time
 	// Log receives one line per failed request (no member ids above debug).
@@ -172,6 +177,19 @@ func (s *Server) member(w http.ResponseWriter, r *http.Request) {
 	if !slices.Contains(st.Processing, p) {
 		msg := "the member's partition is not processed by this instance (it holds " + intsText(st.Processing) +
 			"); ask the instance that is assigned partition " + itoa(p) + " of the consumer group"
+		if s.opts.Owner != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+			owner, ok, err := s.opts.Owner(ctx, p)
+			cancel()
+			switch {
+			case err != nil:
+				s.opts.Log.Debug().Err(err).Msg("member API: partition owner")
+			case ok:
+				msg += ": " + owner
+			default:
+				msg += " (none holds it now: a rebalance may be in progress)"
+			}
+		}
 		if slices.Contains(st.Restoring, p) {
 			msg = "the member's partition " + itoa(p) + " is restoring on this instance; try again shortly"
 			writeJSON(w, http.StatusServiceUnavailable, errorJSON{msg})

@@ -154,6 +154,13 @@ func TestMemberAPI(t *testing.T) {
 	if code, body, _ := f.get(t, "/v1/members/M42", token); code != 404 || !strings.Contains(body, "not processed by this instance") {
 		t.Errorf("member of another instance: %d %s", code, body)
 	}
+	f.api.opts.Owner = func(_ context.Context, part int) (string, bool, error) {
+		return "group member churnflow-7 at 10.0.0.7 (partition " + itoa(part) + ")", true, nil
+	}
+	if code, body, _ := f.get(t, "/v1/members/M42", token); code != 404 || !strings.Contains(body, "group member churnflow-7 at 10.0.0.7 (partition "+itoa(p)+")") {
+		t.Errorf("member of another instance, owner known: %d %s", code, body)
+	}
+	f.api.opts.Owner = nil
 	f.setStatus(pipeline.Status{Running: true, Partitions: 4, Assigned: []int{p}, Restoring: []int{p}})
 	if code, body, _ := f.get(t, "/v1/members/M42", token); code != http.StatusServiceUnavailable || !strings.Contains(body, "restoring") {
 		t.Errorf("member of a restoring partition: %d %s", code, body)
