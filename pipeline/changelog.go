@@ -10,6 +10,7 @@ package pipeline
 //	m/<member> -> version, uvarint n, n x (uvarint len, event id, varint expires),
 //	              MemberState encoding; nil (tombstone) when the member was deleted
 //	o          -> version, uvarint n, n x (uvarint len, input topic, varint next offset)
+//	s          -> version: a seed from local state begins (seedChangelog)
 //
 // A batch writes its changed members, then one "o" record with the input
 // offsets the batch reached. The member records carry the event ids the
@@ -33,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -42,8 +44,11 @@ import (
 )
 
 const (
-	changelogVersion     = 1
-	changelogOffsetsKey  = "o"
+	changelogVersion    = 1
+	changelogOffsetsKey = "o"
+	// changelogSeedKey opens a seed (seedChangelog); the seed's "o" record
+	// closes it. A restore that finds a seed opened and not closed stops.
+	changelogSeedKey     = "s"
 	changelogMemberStart = "m/"
 	// changelogChunkBytes bounds one produce request to the changelog,
 	// under the 1 MiB default of message.max.bytes.
@@ -353,7 +358,7 @@ func (w *worker) restore(ctx context.Context, end int64) (restoreStats, error) {
 		<-done
 	}()
 
-	var offsets map[string]int64
+	var rs restoreState
 	next := int64(0)
 	lastLog := time.Now()
 	for next < end {
@@ -370,7 +375,7 @@ func (w *worker) restore(ctx context.Context, end int64) (restoreStats, error) {
 			}
 			st.records++
 			st.bytes += int64(len(m.Key) + len(m.Value))
-			if err := w.restoreRecord(ld, m, &offsets); err != nil {
+			if err := w.restoreRecord(ld, m, &rs); err != nil {
 				return st, fmt.Errorf("restore from changelog %s/%d, offset %d: %w", w.clTopic, w.part, m.Offset, err)
 			}
 		}
@@ -384,30 +389,57 @@ func (w *worker) restore(ctx context.Context, end int64) (restoreStats, error) {
 				Msg("restoring partition state from the changelog")
 		}
 	}
-	if offsets == nil {
-		// Member records but no offsets record: a seed (seedChangelog)
-		// that was interrupted. Its states cannot say which input they
-		// reflect.
-		return st, fmt.Errorf("changelog %s/%d has %d records but no offsets record (%q): an interrupted seed from a local state directory; run the instance that holds that directory again so it seeds the changelog anew, or delete the changelog to rebuild from the input topics",
-			w.clTopic, w.part, st.records, changelogOffsetsKey)
+	offsets, err := rs.result()
+	if err != nil {
+		return st, fmt.Errorf("changelog %s/%d: %w", w.clTopic, w.part, err)
 	}
 	st.members, st.markers, err = ld.Finish(ctx, offsets, end)
 	st.took = time.Since(t0)
 	return st, err
 }
 
+// restoreState is what a restore learns from the records besides states.
+type restoreState struct {
+	offsets  map[string]int64 // of the last offsets record; nil: none yet
+	seedOpen bool             // a seed record came after the last offsets record
+}
+
+// errSeedInterrupted means the changelog ends in an unfinished seed.
+var errSeedInterrupted = errors.New("it ends in a seed from a local state directory that was interrupted: run the instance that holds that directory again so it seeds the changelog anew, or delete the changelog to rebuild from the input topics")
+
+// result returns the input offsets the restored state reflects.
+func (rs *restoreState) result() (map[string]int64, error) {
+	switch {
+	case rs.seedOpen:
+		// A seed's states carry no dedup markers: without its offsets
+		// record they cannot say which input they reflect.
+		return nil, errSeedInterrupted
+	case rs.offsets == nil:
+		// The first batch's members without its offsets record (its
+		// writer died between two produce requests): the input is read
+		// from the start, and those members' events are recognised by
+		// the dedup markers that came with them.
+		return map[string]int64{}, nil
+	}
+	return rs.offsets, nil
+}
+
 // restoreRecord loads one changelog record.
-func (w *worker) restoreRecord(ld *state.Loader, m *kafka.Message, offsets *map[string]int64) error {
+func (w *worker) restoreRecord(ld *state.Loader, m *kafka.Message, rs *restoreState) error {
 	key := string(m.Key)
-	if key == changelogOffsetsKey {
+	switch key {
+	case changelogOffsetsKey:
 		offs, err := decodeChangelogOffsets(m.Value)
 		if err != nil {
 			return err
 		}
-		*offsets = offs
+		rs.offsets, rs.seedOpen = offs, false
+		return nil
+	case changelogSeedKey:
+		rs.seedOpen = true
 		return nil
 	}
-	id, ok := cutPrefix(key, changelogMemberStart)
+	id, ok := strings.CutPrefix(key, changelogMemberStart)
 	if !ok || id == "" {
 		return fmt.Errorf("%w: unknown key %q", errChangelogCorrupt, key)
 	}
@@ -429,19 +461,12 @@ func (w *worker) restoreRecord(ld *state.Loader, m *kafka.Message, offsets *map[
 	return ld.Member(operators.MemberID(id), enc)
 }
 
-func cutPrefix(s, prefix string) (string, bool) {
-	if len(s) < len(prefix) || s[:len(prefix)] != prefix {
-		return s, false
-	}
-	return s[len(prefix):], true
-}
-
 // seedChangelog writes the partition's whole local state to an empty
 // changelog: for a state directory from before the changelog existed, or
 // a changelog topic that was deleted and created again. It returns the
 // changelog position after it.
 func (w *worker) seedChangelog(ctx context.Context, offs map[string]int64) (int64, error) {
-	var recs []outRecord
+	recs := []outRecord{{rec: state.OutboxRecord{Key: []byte(changelogSeedKey), Value: []byte{changelogVersion}}}}
 	next := int64(0)
 	size := 0
 	flush := func() error {

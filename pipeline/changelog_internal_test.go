@@ -5,7 +5,10 @@ import (
 	"maps"
 	"testing"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/churnflow/churnflow/operators"
+	"github.com/churnflow/churnflow/state"
 )
 
 func TestChangelogCodec(t *testing.T) {
@@ -47,5 +50,55 @@ func TestChangelogCodec(t *testing.T) {
 	}
 	if _, err := decodeChangelogOffsets(append([]byte{9}, ov[1:]...)); !errors.Is(err, errChangelogCorrupt) {
 		t.Errorf("unknown version: err %v, want errChangelogCorrupt", err)
+	}
+}
+
+// TestRestoreEndings: what a restore makes of how a changelog ends.
+func TestRestoreEndings(t *testing.T) {
+	offs := appendChangelogOffsets(nil, map[string]int64{"in": 7})
+	member := appendChangelogMember(nil, []changelogMark{{id: "e1", expires: 1 << 40}}, &operators.MemberState{Clock: 1_700_000_000, Enrolled: 1_600_000_000})
+	seed := []byte{changelogVersion}
+	for _, tc := range []struct {
+		name    string
+		records [][2][]byte // key, value
+		want    map[string]int64
+		wantErr error
+	}{
+		{"batches", [][2][]byte{{[]byte("m/A"), member}, {[]byte("o"), offs}}, map[string]int64{"in": 7}, nil},
+		{"first batch cut short", [][2][]byte{{[]byte("m/A"), member}}, map[string]int64{}, nil},
+		{"a later batch cut short", [][2][]byte{{[]byte("m/A"), member}, {[]byte("o"), offs}, {[]byte("m/B"), member}}, map[string]int64{"in": 7}, nil},
+		{"a seed", [][2][]byte{{[]byte("s"), seed}, {[]byte("m/A"), member}, {[]byte("o"), offs}}, map[string]int64{"in": 7}, nil},
+		{"a seed cut short", [][2][]byte{{[]byte("s"), seed}, {[]byte("m/A"), member}}, nil, errSeedInterrupted},
+		{"a seed cut short after batches", [][2][]byte{{[]byte("o"), offs}, {[]byte("s"), seed}, {[]byte("m/A"), member}}, nil, errSeedInterrupted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := state.DefaultOptions(t.TempDir())
+			opts.MemoryBudget, opts.GCInterval = 32<<20, 0
+			st, err := state.Open(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			ld, err := st.Partition(0).NewLoader(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ld.Abort()
+			w := &worker{}
+			var rs restoreState
+			for i, r := range tc.records {
+				if err := w.restoreRecord(ld, &kafka.Message{Key: r[0], Value: r[1], Offset: int64(i)}, &rs); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := rs.result()
+			if !errors.Is(err, tc.wantErr) || !maps.Equal(got, tc.want) || (tc.want != nil && got == nil) {
+				t.Errorf("result() = %v, %v; want %v, %v", got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+	var rs restoreState
+	if err := (&worker{}).restoreRecord(nil, &kafka.Message{Key: []byte("x/odd")}, &rs); !errors.Is(err, errChangelogCorrupt) {
+		t.Errorf("unknown key: %v, want errChangelogCorrupt", err)
 	}
 }
