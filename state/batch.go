@@ -143,6 +143,13 @@ func (b *Batch) Seen(eventID string) (bool, error) {
 		return false, ErrClosed
 	}
 	defer s.leave()
+	if s.noFilter {
+		// measured without the filter
+	} else if may, err := b.ps.st.seen.mayContain(b.ps, eventID); err != nil {
+		return false, err
+	} else if !may {
+		return false, nil
+	}
 	var kb [64]byte
 	key := dedupKey(kb[:0], b.ps.p, eventID)
 	err := s.db.View(func(txn *badger.Txn) error {
@@ -319,6 +326,8 @@ func (b *Batch) Commit(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("commit partition %d: %w", p, err)
 	}
+	// Before the writes: a marker committed is always in the filter.
+	b.ps.st.seen.add(b.marks)
 	var seqVal [8]byte
 	binary.BigEndian.PutUint64(seqVal[:], b.maxSeq+1)
 	sk := seqKey(nil, p)

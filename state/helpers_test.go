@@ -13,7 +13,7 @@ import (
 
 // openTest opens a store in a fresh directory (or dir, if given) with a
 // small budget and no GC, closed at the end of the test.
-func openTest(t *testing.T, dir string, mod ...func(*Options)) *Store {
+func openTest(t testing.TB, dir string, mod ...func(*Options)) *Store {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()

@@ -151,6 +151,7 @@ func (l *Loader) Finish(ctx context.Context, offsets map[string]int64, changelog
 		return 0, 0, classify(fmt.Errorf("load partition %d, offsets: %w", l.ps.p, err))
 	}
 	s.cache.dropPartition(l.ps.p) // anything a reader cached while loading
+	l.ps.st.seen.reset()          // the markers loaded
 	return l.members, l.markers, nil
 }
 

@@ -63,6 +63,7 @@ type Store struct {
 	txnCount  int64                  // transaction entry limit
 	afterPart func(part int) error   // called after each committed part but the last
 	statfs    func(dir string) int64 // free bytes, -1 if unknown
+	noFilter  bool                   // Seen always reads Badger (benchmarks)
 }
 
 // partState is what the store keeps per partition in memory.
@@ -72,6 +73,7 @@ type partState struct {
 	// called with in this process (math.MinInt64 before the first): a
 	// timer entry earlier than it may have been reported. See Batch.
 	dueMark atomic.Int64
+	seen    seenFilter // answers most dedup checks without Badger
 	handle  PartitionStore
 }
 
@@ -497,6 +499,7 @@ func (s *Store) DropPartition(ctx context.Context, p Partition) error {
 	}
 	defer s.leave()
 	s.cache.dropPartition(p)
+	s.part(p).seen.reset()
 	for _, k := range kinds {
 		prefix := appendPrefix(nil, k, p)
 		for {
