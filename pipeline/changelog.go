@@ -65,8 +65,9 @@ type changelogMark struct {
 	expires int64 // Unix seconds
 }
 
-// appendChangelogMember appends a member record's value.
-func appendChangelogMember(dst []byte, marks []changelogMark, s *operators.MemberState) []byte {
+// appendChangelogMember appends a member record's value; enc is the
+// member's state encoding (operators.MemberState.AppendEncode).
+func appendChangelogMember(dst []byte, marks []changelogMark, enc []byte) []byte {
 	dst = append(dst, changelogVersion)
 	dst = binary.AppendUvarint(dst, uint64(len(marks)))
 	for _, m := range marks {
@@ -74,7 +75,7 @@ func appendChangelogMember(dst []byte, marks []changelogMark, s *operators.Membe
 		dst = append(dst, m.id...)
 		dst = binary.AppendVarint(dst, m.expires)
 	}
-	return s.AppendEncode(dst)
+	return append(dst, enc...)
 }
 
 // errChangelogCorrupt is wrapped by the decoders' errors.
@@ -481,7 +482,7 @@ func (w *worker) seedChangelog(ctx context.Context, offs map[string]int64) (int6
 		return nil
 	}
 	err := w.ps.Range(ctx, func(id operators.MemberID, s *operators.MemberState) error {
-		rec := state.OutboxRecord{Key: []byte(changelogMemberStart + string(id)), Value: appendChangelogMember(nil, nil, s)}
+		rec := state.OutboxRecord{Key: []byte(changelogMemberStart + string(id)), Value: appendChangelogMember(nil, nil, s.AppendEncode(nil))}
 		recs = append(recs, outRecord{rec: rec})
 		if size += len(rec.Key) + len(rec.Value); size >= 4*changelogChunkBytes {
 			return flush()

@@ -14,7 +14,7 @@ import (
 func TestChangelogCodec(t *testing.T) {
 	st := operators.MemberState{Clock: 1_700_000_000, Enrolled: 1_600_000_000, Due: 1_700_086_400, Region: "north"}
 	marks := []changelogMark{{id: "ev-1", expires: 1_700_600_000}, {id: "", expires: -5}, {id: "ev-3", expires: 0}}
-	v := appendChangelogMember(nil, marks, &st)
+	v := appendChangelogMember(nil, marks, st.AppendEncode(nil))
 	var got []changelogMark
 	enc, err := decodeChangelogMember(v, func(id []byte, exp int64) { got = append(got, changelogMark{string(id), exp}) })
 	if err != nil {
@@ -56,7 +56,8 @@ func TestChangelogCodec(t *testing.T) {
 // TestRestoreEndings: what a restore makes of how a changelog ends.
 func TestRestoreEndings(t *testing.T) {
 	offs := appendChangelogOffsets(nil, map[string]int64{"in": 7})
-	member := appendChangelogMember(nil, []changelogMark{{id: "e1", expires: 1 << 40}}, &operators.MemberState{Clock: 1_700_000_000, Enrolled: 1_600_000_000})
+	st := operators.MemberState{Clock: 1_700_000_000, Enrolled: 1_600_000_000}
+	member := appendChangelogMember(nil, []changelogMark{{id: "e1", expires: 1 << 40}}, st.AppendEncode(nil))
 	seed := []byte{changelogVersion}
 	for _, tc := range []struct {
 		name    string

@@ -161,7 +161,7 @@ func fillChangelog(b *testing.B, addr, topic string, n int) int64 {
 	marks := []changelogMark{{id: "00000000-0000-4000-8000-000000000000", expires: time.Now().Add(7 * 24 * time.Hour).Unix()}}
 	for i := range n {
 		s := &samples[i%len(samples)]
-		m := kafka.Message{Key: fmt.Appendf(nil, "%sM%09d", changelogMemberStart, i), Value: appendChangelogMember(nil, marks, s)}
+		m := kafka.Message{Key: fmt.Appendf(nil, "%sM%09d", changelogMemberStart, i), Value: appendChangelogMember(nil, marks, s.AppendEncode(nil))}
 		total += int64(len(m.Key) + len(m.Value))
 		if msgs = append(msgs, m); len(msgs) == cap(msgs) {
 			flush()

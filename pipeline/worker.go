@@ -98,6 +98,7 @@ type member struct {
 	prevDue int64
 	found   bool
 	class   memberClass     // as read, for the members gauge (if found)
+	enc     []byte          // the state's encoding, from Batch.Put
 	marks   []changelogMark // events applied in this batch, for the changelog
 }
 
@@ -534,7 +535,7 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 	for id, m := range members {
 		switch {
 		case !m.s.IsNew():
-			b.Put(id, &m.s, m.prevDue)
+			m.enc = b.Put(id, &m.s, m.prevDue)
 		case m.found:
 			b.Delete(id, m.prevDue)
 		}
@@ -574,7 +575,7 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 		rec := state.OutboxRecord{Topic: w.clTopic, Key: []byte(changelogMemberStart + string(id))}
 		switch {
 		case !m.s.IsNew():
-			rec.Value = appendChangelogMember(nil, m.marks, &m.s)
+			rec.Value = appendChangelogMember(nil, m.marks, m.enc)
 		case !m.found:
 			continue
 		}

@@ -186,10 +186,12 @@ func (b *Batch) MarkSeen(member operators.MemberID, eventID string) {
 // current entry in the member's value (from the member cache, or Badger
 // when the member is not held), unless prevDue is 0, which means there is
 // none. Putting a member twice in a batch keeps the last state and the
-// first prevDue.
-func (b *Batch) Put(id operators.MemberID, s *operators.MemberState, prevDue int64) {
+// first prevDue. Put returns the state's encoding (AppendEncode), for a
+// caller that needs it too (the pipeline's changelog); it must not be
+// modified, and is nil after Commit or Discard.
+func (b *Batch) Put(id operators.MemberID, s *operators.MemberState, prevDue int64) []byte {
 	if b.done {
-		return
+		return nil
 	}
 	g := &b.groups[b.group(id)]
 	if !g.hasPrior {
@@ -200,6 +202,7 @@ func (b *Batch) Put(id operators.MemberID, s *operators.MemberState, prevDue int
 	b.arena = s.AppendEncode(b.arena)
 	g.n = len(b.arena) - g.off
 	g.newDue = s.Due
+	return b.arena[g.off : g.off+g.n : g.off+g.n]
 }
 
 // Delete deletes the member's state and its timer entry. prevDue is the Due

@@ -131,3 +131,22 @@ func TestLoader(t *testing.T) {
 	}
 	nb.Discard()
 }
+
+// TestPutReturnsEncoding: the encoding Put returns is the state's, and later
+// writes to the batch do not change it.
+func TestPutReturnsEncoding(t *testing.T) {
+	s := openTest(t, "")
+	b := s.Partition(0).NewBatch()
+	defer b.Discard()
+	st := testState(1, 1000)
+	enc := b.Put(mid(1), &st, 0)
+	want := encoded(&st)
+	for i := 2; i < 200; i++ { // grow the batch's buffer well past its first size
+		o := testState(i, int64(1000+i))
+		b.Put(mid(i), &o, 0)
+		b.Append(mid(i), OutboxRecord{Topic: "t", Key: []byte("k"), Value: make([]byte, 100)})
+	}
+	if string(enc) != want {
+		t.Error("the encoding Put returned changed, or was never the state's")
+	}
+}
