@@ -143,12 +143,11 @@ func (b *Batch) Seen(eventID string) (bool, error) {
 		return false, ErrClosed
 	}
 	defer s.leave()
-	if s.noFilter {
-		// measured without the filter
-	} else if may, err := b.ps.st.seen.mayContain(b.ps, eventID); err != nil {
-		return false, err
-	} else if !may {
-		return false, nil
+	if !s.noFilter {
+		may, err := b.ps.st.seen.mayContain(b.ps, eventID)
+		if err != nil || !may {
+			return false, err
+		}
 	}
 	var kb [64]byte
 	key := dedupKey(kb[:0], b.ps.p, eventID)

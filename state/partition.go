@@ -267,3 +267,51 @@ func (ps *PartitionStore) Range(ctx context.Context, fn func(id operators.Member
 	}
 	return nil
 }
+
+// ChangelogOffset returns the changelog's next offset after the last
+// record this partition's state was written to or loaded from (the
+// pipeline's changelog topic), and whether one was recorded.
+func (ps *PartitionStore) ChangelogOffset() (next int64, ok bool, err error) {
+	if !ps.s.enter() {
+		return 0, false, ErrClosed
+	}
+	defer ps.s.leave()
+	err = ps.s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(changelogKey(nil, ps.p))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("changelog offset: %d bytes", len(v))
+			}
+			next, ok = int64(binary.BigEndian.Uint64(v)), true
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, false, classify(fmt.Errorf("read changelog offset of partition %d: %w", ps.p, err))
+	}
+	return next, ok, nil
+}
+
+// SetChangelogOffset records ChangelogOffset: how far the changelog holds
+// this partition's state, once a write to it was acknowledged.
+func (ps *PartitionStore) SetChangelogOffset(next int64) error {
+	if !ps.s.enter() {
+		return ErrClosed
+	}
+	defer ps.s.leave()
+	if err := ps.s.checkDisk(); err != nil {
+		return err
+	}
+	err := ps.s.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(changelogKey(nil, ps.p), binary.BigEndian.AppendUint64(nil, uint64(next)))
+	})
+	if err != nil {
+		return classify(fmt.Errorf("set changelog offset of partition %d: %w", ps.p, err))
+	}
+	return nil
+}

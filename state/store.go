@@ -593,3 +593,29 @@ func (badgerLogger) emit(e *zerolog.Event, f string, v []any) {
 	}
 	e.Str("component", "badger").Str("detail", strings.TrimSpace(fmt.Sprintf(f, v...))).Msg("badger")
 }
+
+// DedupTTL is how long the store remembers an event id (Options.DedupTTL).
+func (s *Store) DedupTTL() time.Duration { return s.opts.DedupTTL }
+
+// Usage is what the store holds that can be measured without scanning keys.
+type Usage struct {
+	DiskBytes    int64 // LSM tree and value log on disk (allocated blocks)
+	CachedStates int64 // member states held in memory
+	CachedBytes  int64 // bytes charged to the member cache
+}
+
+// Usage measures the store cheaply (a directory listing), for metrics
+// scraped often; Stats counts keys too, at the cost of a full scan.
+func (s *Store) Usage() (Usage, error) {
+	if !s.enter() {
+		return Usage{}, ErrClosed
+	}
+	defer s.leave()
+	var u Usage
+	u.CachedStates, u.CachedBytes = s.cache.stats()
+	var err error
+	if u.DiskBytes, err = dirBytes(s.opts.Dir); err != nil {
+		return u, fmt.Errorf("measure %s: %w", s.opts.Dir, err)
+	}
+	return u, nil
+}
