@@ -69,12 +69,7 @@ func BenchmarkRestore(b *testing.B) {
 func benchRestore(b *testing.B, cfg Config, g *operators.Engine, members int, withMetrics bool) {
 	for range b.N {
 		b.StopTimer()
-		opts := state.DefaultOptions(b.TempDir())
-		opts.GCInterval = 0
-		store, err := state.Open(opts)
-		if err != nil {
-			b.Fatal(err)
-		}
+		store := openBenchStore(b)
 		deps := Deps{Engine: g, Store: store}
 		if withMetrics {
 			deps.Metrics = NewMetrics(prometheus.NewRegistry())
@@ -83,24 +78,7 @@ func benchRestore(b *testing.B, cfg Config, g *operators.Engine, members int, wi
 		if err != nil {
 			b.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		b.StartTimer()
-		start := time.Now()
-		go func() { done <- p.Run(ctx) }()
-		for !p.Status().Ready() {
-			select {
-			case err := <-done:
-				b.Fatalf("Run returned before ready: %v", err)
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-		took := time.Since(start)
-		b.StopTimer()
-		cancel()
-		if err := <-done; err != nil {
-			b.Fatal(err)
-		}
+		took := runUntil(b, p, func() bool { return p.Status().Ready() })
 		st, err := store.Stats()
 		if err != nil {
 			b.Fatal(err)
@@ -115,6 +93,45 @@ func benchRestore(b *testing.B, cfg Config, g *operators.Engine, members int, wi
 		b.ReportMetric(float64(members)/took.Seconds(), "members/s")
 		b.Logf("restored %d members (%d timers, disk %d MiB) in %v", st.Members, st.Timers, st.DiskBytes>>20, took.Round(time.Millisecond))
 	}
+}
+
+// openBenchStore opens a store in a fresh directory with the default
+// budget, value-log GC off.
+func openBenchStore(b *testing.B) *state.Store {
+	b.Helper()
+	opts := state.DefaultOptions(b.TempDir())
+	opts.GCInterval = 0
+	store, err := state.Open(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return store
+}
+
+// runUntil runs p, timed, until done reports true (polled every 10 ms),
+// then stops it untimed and checks Run's return. It returns the time.
+func runUntil(b *testing.B, p *Pipeline, done func() bool) time.Duration {
+	b.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ran := make(chan error, 1)
+	b.StartTimer()
+	start := time.Now()
+	go func() { ran <- p.Run(ctx) }()
+	for !done() {
+		select {
+		case err := <-ran:
+			b.Fatalf("Run returned early: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	took := time.Since(start)
+	b.StopTimer()
+	cancel()
+	if err := <-ran; err != nil {
+		b.Fatal(err)
+	}
+	return took
 }
 
 func createBenchTopics(b *testing.B, addr string, inputs []string, changelog string) {

@@ -75,30 +75,15 @@ func BenchmarkPipelineThroughput(b *testing.B) {
 			}
 		}
 		w.Close()
-		opts := state.DefaultOptions(b.TempDir())
-		opts.GCInterval = 0
-		store, err := state.Open(opts)
-		if err != nil {
-			b.Fatal(err)
-		}
+		store := openBenchStore(b)
 		cfg := DefaultConfig()
 		cfg.Brokers, cfg.Group, cfg.CreateTopics = []string{addr}, "throughput", true
 		p, err := New(cfg, Deps{Engine: g, Store: store, Clock: func() time.Time { return gc.End() }})
 		if err != nil {
 			b.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		b.StartTimer()
-		start := time.Now()
-		go func() { done <- p.Run(ctx) }()
-		for consumed := int64(0); consumed < int64(len(msgs)); {
-			select {
-			case err := <-done:
-				b.Fatalf("Run returned: %v", err)
-			case <-time.After(20 * time.Millisecond):
-			}
-			consumed = 0
+		took := runUntil(b, p, func() bool {
+			consumed := int64(0)
 			for part := range partitions {
 				offs, err := store.Partition(state.Partition(part)).Offsets()
 				if err != nil {
@@ -108,13 +93,8 @@ func BenchmarkPipelineThroughput(b *testing.B) {
 					consumed += o
 				}
 			}
-		}
-		took := time.Since(start)
-		b.StopTimer()
-		cancel()
-		if err := <-done; err != nil {
-			b.Fatal(err)
-		}
+			return consumed >= int64(len(msgs))
+		})
 		st, err := store.Stats()
 		if err != nil {
 			b.Fatal(err)
