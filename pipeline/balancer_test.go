@@ -80,15 +80,7 @@ func TestStartupRejectsMismatchedPartitions(t *testing.T) {
 		topics := b.Topics
 		b.CreateTopic(t, topics.Bookings, 8)
 		b.CreateTopic(t, topics.Activity, 4)
-		cfg := pipeline.DefaultConfig()
-		b.Configure(&cfg)
-		p, err := pipeline.New(cfg, pipeline.Deps{Engine: newEngine(t), Store: openStore(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := contextWithTimeout(t, 20*time.Second)
-		defer cancel()
-		err = p.Run(ctx)
+		cfg, err := runStartup(t, b)
 		if !errors.Is(err, pipeline.ErrNotCoPartitioned) {
 			t.Fatalf("Run: %v, want ErrNotCoPartitioned", err)
 		}
@@ -96,28 +88,36 @@ func TestStartupRejectsMismatchedPartitions(t *testing.T) {
 		if !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("error %q does not start with %q", err, want)
 		}
-		checkTopicsAbsent(t, b, topics.Outputs())
+		checkTopicsAbsent(t, b, append(topics.Outputs(), topics.ChangelogFor(cfg.Group)))
 	})
+}
+
+// runStartup runs a pipeline of b's configuration, which must fail at
+// start-up, and returns the configuration and Run's error.
+func runStartup(t *testing.T, b testBroker) (pipeline.Config, error) {
+	t.Helper()
+	cfg := pipeline.DefaultConfig()
+	b.Configure(&cfg)
+	p, err := pipeline.New(cfg, pipeline.Deps{Engine: newEngine(t), Store: openStore(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := contextWithTimeout(t, 20*time.Second)
+	defer cancel()
+	return cfg, p.Run(ctx)
 }
 
 func TestStartupMissingInputTopic(t *testing.T) {
 	eachBroker(t, 0, func(t *testing.T, b testBroker) {
 		topics := b.Topics
 		b.CreateTopic(t, topics.Bookings, 2)
-		cfg := pipeline.DefaultConfig()
-		b.Configure(&cfg)
-		p, err := pipeline.New(cfg, pipeline.Deps{Engine: newEngine(t), Store: openStore(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := contextWithTimeout(t, 20*time.Second)
-		defer cancel()
-		if err := p.Run(ctx); !errors.Is(err, pipeline.ErrTopicMissing) || !strings.Contains(err.Error(), topics.Activity) {
+		cfg, err := runStartup(t, b)
+		if !errors.Is(err, pipeline.ErrTopicMissing) || !strings.Contains(err.Error(), topics.Activity) {
 			t.Fatalf("Run: %v, want ErrTopicMissing naming %s", err, topics.Activity)
 		}
 		// Checking must not create: the missing input stays missing, and
 		// no output was made while the inputs are wrong.
-		checkTopicsAbsent(t, b, append([]string{topics.Activity}, topics.Outputs()...))
+		checkTopicsAbsent(t, b, append([]string{topics.Activity, topics.ChangelogFor(cfg.Group)}, topics.Outputs()...))
 	})
 }
 
