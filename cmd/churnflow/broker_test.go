@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -63,13 +64,20 @@ func TestBrokerCommand(t *testing.T) {
 		t.Errorf("partitions of the input topics: %d, %v; want 6", len(parts), err)
 	}
 	cancel()
+	waitExit(t, "broker", done, &errb, 10*time.Second)
+}
+
+// waitExit waits for a command stopped by cancelling its context to exit
+// with exitOK within d.
+func waitExit(t *testing.T, name string, done <-chan int, logs fmt.Stringer, d time.Duration) {
+	t.Helper()
 	select {
 	case code := <-done:
 		if code != exitOK {
-			t.Fatalf("exit %d: %s", code, errb.String())
+			t.Fatalf("%s exit %d: %s", name, code, logs.String())
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("broker did not stop on cancel")
+	case <-time.After(d):
+		t.Fatalf("%s did not stop on cancel within %v: %s", name, d, logs.String())
 	}
 }
 

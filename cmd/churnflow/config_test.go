@@ -290,6 +290,23 @@ func TestPrintConfigRoundTrips(t *testing.T) {
 	}
 }
 
+// checkMasked runs "run --print-config" with env and args, which set a
+// secret containing "s3cret", and checks that key is printed masked and
+// the secret nowhere.
+func checkMasked(t *testing.T, env map[string]string, args []string, key string) {
+	t.Helper()
+	code, stdout, stderr := run(t, "", env, append([]string{"run", "--print-config"}, args...)...)
+	if code != exitOK {
+		t.Fatalf("%v %v: exit %d: %s", env, args, code, stderr)
+	}
+	if strings.Contains(stdout+stderr, "s3cret") {
+		t.Errorf("%v %v: the secret is printed:\n%s", env, args, stdout)
+	}
+	if !strings.Contains(stdout, key+": '*****'") {
+		t.Errorf("%v %v: no masked %s in:\n%s", env, args, key, stdout)
+	}
+}
+
 func TestPrintConfigMasksSecrets(t *testing.T) {
 	for _, c := range []struct {
 		env  map[string]string
@@ -301,16 +318,7 @@ func TestPrintConfigMasksSecrets(t *testing.T) {
 		{map[string]string{"CHURNFLOW_HTTP_API_TOKEN": "{s3cret: [x]}"}, nil}, // a token is text, never YAML
 		{nil, []string{"--config", writeTemp(t, "c.yaml", "http: {api_token: s3cret-file}\n")}},
 	} {
-		code, stdout, stderr := run(t, "", c.env, append([]string{"run", "--print-config"}, c.args...)...)
-		if code != exitOK {
-			t.Fatalf("%v %v: exit %d: %s", c.env, c.args, code, stderr)
-		}
-		if strings.Contains(stdout+stderr, "s3cret") {
-			t.Errorf("%v %v: the token is printed:\n%s", c.env, c.args, stdout)
-		}
-		if !strings.Contains(stdout, `api_token: '*****'`) {
-			t.Errorf("%v %v: no masked token in:\n%s", c.env, c.args, stdout)
-		}
+		checkMasked(t, c.env, c.args, "api_token")
 	}
 	// Unset stays visibly unset.
 	_, stdout, _ := run(t, "", nil, "run", "--print-config")

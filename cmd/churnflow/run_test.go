@@ -102,14 +102,7 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 
 	stop()
-	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Fatalf("run exit %d: %s", code, errb.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("run did not stop on cancel: %s", errb.String())
-	}
+	waitExit(t, "run", done, &errb, 30*time.Second)
 	logs := errb.String()
 	for _, l := range strings.Split(strings.TrimSpace(logs), "\n") {
 		if !json.Valid([]byte(l)) {

@@ -318,14 +318,7 @@ http:
 	t.Logf("%s: alert and dead letter back %v after start", wantSecurity, time.Since(t0).Round(time.Millisecond))
 
 	stop()
-	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Fatalf("run exit %d: %s", code, errb.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("run did not stop on cancel: %s", errb.String())
-	}
+	waitExit(t, "run", done, &errb, 30*time.Second)
 	if logs := errb.String(); !strings.Contains(logs, `"security":"`+wantSecurity+`"`) {
 		t.Errorf("the start log does not say %q:\n%s", wantSecurity, logs)
 	}
@@ -523,16 +516,7 @@ func TestPrintConfigMasksSASLPassword(t *testing.T) {
 		{map[string]string{"CHURNFLOW_KAFKA_SASL_PASSWORD": "s3cret-env"}, []string{"--config", writeTemp(t, "c.yaml", "kafka: {sasl: {mechanism: plain, username: u}}\n")}},
 		{nil, []string{"--config", writeTemp(t, "d.yaml", "kafka: {sasl: {mechanism: scram-sha-256, username: u, password: s3cret-file}}\n")}},
 	} {
-		code, stdout, stderr := run(t, "", c.env, append([]string{"run", "--print-config"}, c.args...)...)
-		if code != exitOK {
-			t.Fatalf("%v %v: exit %d: %s", c.env, c.args, code, stderr)
-		}
-		if strings.Contains(stdout+stderr, "s3cret") {
-			t.Errorf("%v %v: the password is printed:\n%s", c.env, c.args, stdout)
-		}
-		if !strings.Contains(stdout, "password: '*****'") {
-			t.Errorf("%v %v: no masked password in:\n%s", c.env, c.args, stdout)
-		}
+		checkMasked(t, c.env, c.args, "password")
 	}
 }
 
