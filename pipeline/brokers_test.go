@@ -148,17 +148,9 @@ func (b testBroker) allowShortSessions(t *testing.T) {
 		return
 	}
 	const name = "group.min.session.timeout.ms"
-	conn, err := kafka.DialContext(t.Context(), "tcp", b.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	brokers, err := conn.Brokers()
-	conn.Close()
-	if err != nil || len(brokers) != 1 {
-		t.Fatalf("list brokers: %v %v", brokers, err)
-	}
+	id := onlyBrokerID(t, b.Addr)
 	resp, err := kafkatest.Client(t, b.Addr).DescribeConfigs(t.Context(), &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
-		ResourceType: kafka.ResourceTypeBroker, ResourceName: strconv.Itoa(brokers[0].ID), ConfigNames: []string{name},
+		ResourceType: kafka.ResourceTypeBroker, ResourceName: id, ConfigNames: []string{name},
 	}}})
 	if err != nil {
 		t.Fatal(err)

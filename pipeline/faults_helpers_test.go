@@ -364,20 +364,12 @@ func compareAlerts(t *testing.T, want map[string]bool, got map[string]int) (dups
 // rather than six.
 func lowerMinSessionTimeout(t *testing.T, addr string) {
 	t.Helper()
-	conn, err := kafka.DialContext(t.Context(), "tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	brokers, err := conn.Brokers()
-	conn.Close()
-	if err != nil || len(brokers) != 1 {
-		t.Fatalf("list brokers: %v %v", brokers, err)
-	}
+	id := onlyBrokerID(t, addr)
 	c := kafkatest.Client(t, addr)
 	resp, err := c.IncrementalAlterConfigs(t.Context(), &kafka.IncrementalAlterConfigsRequest{
 		Resources: []kafka.IncrementalAlterConfigsRequestResource{{
 			ResourceType: kafka.ResourceTypeBroker,
-			ResourceName: strconv.Itoa(brokers[0].ID),
+			ResourceName: id,
 			Configs: []kafka.IncrementalAlterConfigsRequestConfig{{
 				Name: "group.min.session.timeout.ms", Value: "500", ConfigOperation: kafka.ConfigOperationSet,
 			}},
@@ -391,6 +383,22 @@ func lowerMinSessionTimeout(t *testing.T, addr string) {
 			t.Fatalf("set group.min.session.timeout.ms: %v", r.Error)
 		}
 	}
+}
+
+// onlyBrokerID returns the id of the one broker at addr, as a config
+// resource name.
+func onlyBrokerID(t *testing.T, addr string) string {
+	t.Helper()
+	conn, err := kafka.DialContext(t.Context(), "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokers, err := conn.Brokers()
+	conn.Close()
+	if err != nil || len(brokers) != 1 {
+		t.Fatalf("list brokers: %v %v", brokers, err)
+	}
+	return strconv.Itoa(brokers[0].ID)
 }
 
 // writeFileAtomic replaces path's content in one step (a reader never
