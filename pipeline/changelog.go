@@ -230,7 +230,7 @@ func (c *changelogWriter) write(ctx context.Context, recs []outRecord) (int64, e
 		}
 		c.p.status.kafkaFailed(c.client(), err)
 		c.p.metrics.produceError(produceKindChangelog)
-		backoff = min(max(2*backoff, backoffMin), backoffMax)
+		backoff = nextBackoff(backoff)
 		c.p.log.Warn().Err(err).Str("topic", c.topic).Int("partition", c.part).Int("pending", len(recs)).
 			Dur("retry_in", backoff).Msg("write changelog")
 		if !sleep(ctx, backoff) {
@@ -285,7 +285,7 @@ func (c *changelogWriter) endOffset(ctx context.Context) (int64, error) {
 			c.close()
 		}
 		c.p.status.kafkaFailed(c.client(), err)
-		backoff = min(max(2*backoff, backoffMin), backoffMax)
+		backoff = nextBackoff(backoff)
 		c.p.log.Warn().Err(err).Str("topic", c.topic).Int("partition", c.part).Dur("retry_in", backoff).
 			Msg("read changelog end offset")
 		if !sleep(ctx, backoff) {

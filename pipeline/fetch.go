@@ -66,7 +66,7 @@ func (f *fetcher) run(ctx context.Context) {
 			conn = nil
 		}
 		f.status.kafkaFailed(client, err)
-		backoff = min(max(2*backoff, backoffMin), backoffMax)
+		backoff = nextBackoff(backoff)
 		f.log.Warn().Err(err).Str("topic", f.topic).Int("partition", f.partition).Dur("retry_in", backoff).Msg(what)
 		return sleep(ctx, backoff)
 	}
@@ -172,6 +172,10 @@ func (f *fetcher) connect(ctx context.Context, offset int64) (*kafka.Conn, error
 	}
 	return nil, errors.Join(errs...)
 }
+
+// nextBackoff doubles a retry's back-off, from backoffMin up to backoffMax
+// (0: the first retry).
+func nextBackoff(d time.Duration) time.Duration { return min(max(2*d, backoffMin), backoffMax) }
 
 // sleep waits d or until ctx ends; it reports whether ctx is still alive.
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -103,7 +103,7 @@ func (pr *producer) write(ctx context.Context, recs []outRecord) error {
 			}
 		}
 		msgs = msgs[first:]
-		backoff = min(max(2*backoff, backoffMin), backoffMax)
+		backoff = nextBackoff(backoff)
 		pr.log.Warn().Err(err).Int("pending", len(msgs)).Dur("retry_in", backoff).Msg("produce outbox")
 		if !sleep(ctx, backoff) {
 			return fmt.Errorf("produce outbox: %w", ctx.Err())
