@@ -31,7 +31,7 @@ func TestMemStoreCopies(t *testing.T) {
 		t.Fatal("Get handed out the store's slices")
 	}
 	ok, _ = m.Get("M2", &again)
-	if ok || !again.IsNew() || again.History != nil && len(again.History) != 0 {
+	if ok || !again.IsNew() || len(again.History) != 0 {
 		t.Fatalf("Get of an unknown member: %v %+v", ok, again)
 	}
 }
