@@ -147,6 +147,12 @@ type Deps struct {
 	Log zerolog.Logger
 	// Metrics receive the pipeline's measurements (NewMetrics). Nil: none.
 	Metrics *Metrics
+	// AlertLatency, when set, is called from the partition workers for
+	// every acknowledged alert an input record caused, with the time from
+	// the record's Kafka timestamp to the acknowledgement: the figure of
+	// MetricEventToAlert, unbucketed, for benchmarks. It must be safe for
+	// concurrent use and quick.
+	AlertLatency func(time.Duration)
 }
 
 // errNoEngine and errNoStore are returned by New for missing Deps.

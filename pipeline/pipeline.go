@@ -39,6 +39,8 @@ type Pipeline struct {
 	changelog string
 	status    *status
 	metrics   *Metrics
+	// alertLatency is Deps.AlertLatency.
+	alertLatency func(time.Duration)
 }
 
 // New validates cfg and deps and returns a Pipeline. It does no I/O.
@@ -61,7 +63,8 @@ func New(cfg Config, deps Deps) (*Pipeline, error) {
 		d = &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true}
 	}
 	return &Pipeline{cfg: cfg, engine: deps.Engine, store: deps.Store, clock: deps.Clock, log: deps.Log, dialer: d,
-		changelog: cfg.Topics.ChangelogFor(cfg.Group), status: newStatus(deps.Metrics.failingClients), metrics: deps.Metrics}, nil
+		changelog: cfg.Topics.ChangelogFor(cfg.Group), status: newStatus(deps.Metrics.failingClients), metrics: deps.Metrics,
+		alertLatency: deps.AlertLatency}, nil
 }
 
 // Run checks the topics (both inputs must exist with the same partition

@@ -617,12 +617,16 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 	if err := w.send(out); err != nil {
 		return true, nil // ctx ended: the records wait in the outbox
 	}
-	if w.pm != nil {
+	if w.pm != nil || w.p.alertLatency != nil {
 		acked := time.Now()
 		for i := range alerts {
 			w.pm.alert(&alerts[i])
 			if i < len(alertFrom) && !alertFrom[i].IsZero() { // timers' alerts come after the events'
-				w.p.metrics.observeEventToAlert(acked.Sub(alertFrom[i]))
+				d := acked.Sub(alertFrom[i])
+				w.p.metrics.observeEventToAlert(d)
+				if w.p.alertLatency != nil {
+					w.p.alertLatency(d)
+				}
 			}
 		}
 		w.p.metrics.observeBatch(acked.Sub(started))

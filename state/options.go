@@ -164,3 +164,13 @@ func (o *Options) badgerOptions() (badger.Options, memorySplit) {
 	bo.TableSizeMultiplier = 1 // no With method in Badger v4
 	return bo, split
 }
+
+// BadgerOptions returns the Badger options a Store opened with o uses (the
+// memory split of o.MemoryBudget, compression, table sizes, caches). It is
+// for benchmarks that measure what a bare Badger costs under the same
+// settings (churnflow bench's floor), not for opening a Store's directory
+// behind its back.
+func (o Options) BadgerOptions() badger.Options {
+	bo, _ := o.badgerOptions()
+	return bo
+}

@@ -1,0 +1,171 @@
+package harness
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// child is a process the harness started: a phase of churnflow, the
+// embedded broker or the Kafka Streams peer. Its stdout lines arrive on
+// lines; its stderr goes to a log file in the work directory.
+type child struct {
+	name    string
+	cmd     *exec.Cmd
+	started time.Time
+	lines   chan string
+	exited  chan struct{}
+	waitErr error
+	logPath string
+}
+
+// usage is what the kernel accounted to a child that has exited.
+type usage struct {
+	CPUSeconds float64
+	PeakRSS    int64 // bytes
+	Wall       time.Duration
+}
+
+// startChild starts name's process, with stdout read line by line and
+// stderr written to dir/name.log.
+func startChild(dir, name string, argv []string, env []string) (*child, error) {
+	logPath := filepath.Join(dir, name+".log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stderr = logf
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		logf.Close()
+		return nil, err
+	}
+	c := &child{name: name, cmd: cmd, lines: make(chan string, 1024), exited: make(chan struct{}), logPath: logPath}
+	c.started = time.Now()
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			c.lines <- sc.Text()
+		}
+		io.Copy(io.Discard, out)
+		close(c.lines)
+		c.waitErr = cmd.Wait()
+		logf.Close()
+		close(c.exited)
+	}()
+	return c, nil
+}
+
+// next returns the next stdout line with prefix (the prefix cut off),
+// skipping others; it fails when the child exits first or timeout passes.
+func (c *child) next(ctx context.Context, prefix string, timeout time.Duration) (string, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case line, ok := <-c.lines:
+			if !ok {
+				<-c.exited
+				return "", fmt.Errorf("%s exited before printing %q: %v%s", c.name, prefix, c.waitErr, c.tail())
+			}
+			if rest, found := strings.CutPrefix(line, prefix); found {
+				return strings.TrimSpace(rest), nil
+			}
+		case <-t.C:
+			return "", fmt.Errorf("%s: no %q within %v%s", c.name, prefix, timeout, c.tail())
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+}
+
+// result waits for the phase's RESULT line and the exit.
+func (c *child) result(ctx context.Context, timeout time.Duration) (PhaseResult, usage, error) {
+	var res PhaseResult
+	line, err := c.next(ctx, "RESULT ", timeout)
+	if err != nil {
+		c.kill()
+		return res, usage{}, err
+	}
+	if err := json.Unmarshal([]byte(line), &res); err != nil {
+		c.kill()
+		return res, usage{}, fmt.Errorf("%s: result %q: %w", c.name, line, err)
+	}
+	u, err := c.wait(ctx, time.Minute)
+	return res, u, err
+}
+
+// stop sends SIGTERM and waits for the exit.
+func (c *child) stop(ctx context.Context, timeout time.Duration) (usage, error) {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	return c.wait(ctx, timeout)
+}
+
+// wait waits for the exit and returns the child's resource usage.
+func (c *child) wait(ctx context.Context, timeout time.Duration) (usage, error) {
+	go func() {
+		for range c.lines {
+		}
+	}()
+	select {
+	case <-c.exited:
+	case <-time.After(timeout):
+		c.kill()
+		return usage{}, fmt.Errorf("%s did not exit within %v", c.name, timeout)
+	case <-ctx.Done():
+		c.kill()
+		return usage{}, ctx.Err()
+	}
+	u := usage{Wall: time.Since(c.started)}
+	if ru, ok := c.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		u.CPUSeconds = tvSeconds(ru.Utime) + tvSeconds(ru.Stime)
+		u.PeakRSS = ru.Maxrss * 1024 // kilobytes on Linux
+	}
+	var exit *exec.ExitError
+	if c.waitErr != nil && !(errors.As(c.waitErr, &exit) && exit.Sys().(syscall.WaitStatus).Signaled()) {
+		return u, fmt.Errorf("%s: %w%s", c.name, c.waitErr, c.tail())
+	}
+	return u, nil
+}
+
+// kill ends the child's whole process group at once.
+func (c *child) kill() {
+	if c.cmd.Process != nil {
+		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+		select {
+		case <-c.exited:
+		case <-time.After(10 * time.Second):
+		}
+	}
+}
+
+// tail returns the end of the child's log, for errors.
+func (c *child) tail() string {
+	b, err := os.ReadFile(c.logPath)
+	if err != nil || len(b) == 0 {
+		return ""
+	}
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return "\n--- " + c.logPath + " (end) ---\n" + string(b)
+}
+
+func tvSeconds(tv syscall.Timeval) float64 { return float64(tv.Sec) + float64(tv.Usec)/1e6 }

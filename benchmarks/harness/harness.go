@@ -1,0 +1,445 @@
+// Package harness is churnflow's benchmark harness (churnflow bench): in
+// one run, on one broker and one machine, it preloads generated events and
+// measures the raw consume limit, the Badger floor, churnflow end to end,
+// a restart, the event-to-alert latency at a fixed offered rate, timer
+// firing among many pending timers and, when asked, the Kafka Streams peer
+// on the same events. Each measured phase runs in a child process of its
+// own (churnflow bench-phase), so that its CPU time and peak RSS are its
+// own; the embedded broker runs in another.
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/churnflow/churnflow/pipeline"
+)
+
+// Config says what to measure. Start from DefaultConfig or QuickConfig.
+type Config struct {
+	// Bin is the churnflow executable the phases run as (os.Executable).
+	Bin string
+	// Brokers is a Kafka cluster to use; empty: the embedded broker, in a
+	// process of its own.
+	Brokers []string
+	// Members and Events size the preloaded data set.
+	Members, Events int
+	// Partitions of the input topics.
+	Partitions int
+	// Seed of the generated population.
+	Seed uint64
+	// LatencyRate (events/s) and LatencyFor shape the latency phase.
+	LatencyRate float64
+	LatencyFor  time.Duration
+	// TimersSmall and TimersLarge are the pending timer counts the timer
+	// phase compares; TimersDue are fired in each.
+	TimersSmall, TimersLarge, TimersDue int
+	// Peer runs the Kafka Streams peer (benchmarks/peers/kafka-streams),
+	// built with Maven when its jar is missing. PeerDir is that directory.
+	Peer    bool
+	PeerDir string
+	// WorkDir holds state directories, logs and profiles; empty: a
+	// temporary directory, removed at the end unless Keep.
+	WorkDir string
+	Keep    bool
+	// Profile writes the end-to-end phase's CPU profile to this file.
+	Profile string
+	// Commit is the source commit recorded with the results.
+	Commit string
+	// Quick marks the small profile (recorded with the results).
+	Quick bool
+	// Progress receives one line per step; nil: none.
+	Progress io.Writer
+}
+
+// DefaultConfig is the full profile of issue 8: 1,000,000 members and
+// 10,000,000 events on 8 partitions, latency at 20,000 events/s, timers
+// with 100,000 and 10,000,000 pending.
+func DefaultConfig() Config {
+	return Config{Members: 1_000_000, Events: 10_000_000, Partitions: 8, Seed: 42,
+		LatencyRate: 20_000, LatencyFor: 30 * time.Second,
+		TimersSmall: 100_000, TimersLarge: 10_000_000, TimersDue: 1000}
+}
+
+// QuickConfig is the small profile that runs in CI (under a minute).
+func QuickConfig() Config {
+	c := DefaultConfig()
+	c.Members, c.Events, c.Quick = 20_000, 200_000, true
+	c.LatencyRate, c.LatencyFor = 5000, 5*time.Second
+	c.TimersSmall, c.TimersLarge = 10_000, 200_000
+	return c
+}
+
+// Validate names the first setting that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case c.Bin == "":
+		return fmt.Errorf("bench: no churnflow executable")
+	case c.Members < 100:
+		return fmt.Errorf("bench: --members %d: give at least 100", c.Members)
+	case c.Events < c.Members:
+		return fmt.Errorf("bench: --events %d is fewer than --members %d: give at least one event per member", c.Events, c.Members)
+	case c.Partitions < 1 || c.Partitions > 256:
+		return fmt.Errorf("bench: --partitions %d: give 1 to 256", c.Partitions)
+	case !(c.LatencyRate > 0):
+		return fmt.Errorf("bench: --latency-rate must be positive")
+	case c.LatencyFor < time.Second:
+		return fmt.Errorf("bench: --latency-for %v: give at least 1s", c.LatencyFor)
+	case c.TimersDue < 1 || c.TimersSmall < 1 || c.TimersLarge < c.TimersSmall:
+		return fmt.Errorf("bench: timer sizes: due %d, small %d, large %d: want positive and large ≥ small", c.TimersDue, c.TimersSmall, c.TimersLarge)
+	}
+	return nil
+}
+
+// Result is one run's figures. Throughputs count input records from the
+// first read to the last one done; CPU seconds and peak RSS are the phase
+// process's own (getrusage).
+type Result struct {
+	Commit     string `json:"commit"`
+	Broker     string `json:"broker"`
+	Quick      bool   `json:"quick"`
+	Members    int    `json:"members"`
+	Events     int    `json:"events"`
+	Partitions int    `json:"partitions"`
+	GoVersion  string `json:"go_version"`
+	CPUs       int    `json:"cpus"`
+	StartedAt  string `json:"started_at"`
+
+	RawConsumeEventsPerSec float64 `json:"raw_consume_events_per_sec"`
+	FloorEventsPerSec      float64 `json:"floor_events_per_sec"`
+	PipelineEventsPerSec   float64 `json:"pipeline_events_per_sec"`
+	KStreamsEventsPerSec   float64 `json:"kstreams_events_per_sec"`
+	FloorRatio             float64 `json:"floor_ratio"`
+	ConsumeRatio           float64 `json:"consume_ratio"`
+	KStreamsRatio          float64 `json:"kstreams_ratio"`
+
+	CPUSecondsPerMillion map[string]float64 `json:"cpu_seconds_per_million_events"`
+	PeakRSSByPhase       map[string]int64   `json:"peak_rss_bytes_by_phase"`
+	PeakRSSBytes         int64              `json:"peak_rss_bytes"`
+	StateMembers         int64              `json:"state_members"`
+	StateDiskBytes       int64              `json:"state_disk_bytes"`
+	StateBytesPerMember  float64            `json:"state_bytes_per_member"`
+
+	LatencyOfferedRate  float64 `json:"latency_offered_events_per_sec"`
+	LatencyAchievedRate float64 `json:"latency_achieved_events_per_sec"`
+	LatencyAlerts       int     `json:"latency_alerts"`
+	P50LatencyMs        float64 `json:"p50_latency_ms"`
+	P99LatencyMs        float64 `json:"p99_latency_ms"`
+	MaxLatencyMs        float64 `json:"max_latency_ms"`
+
+	RestartSeconds      float64 `json:"restart_seconds"`
+	RestartReadySeconds float64 `json:"restart_ready_seconds"`
+
+	TimerFireMsSmall        float64 `json:"timer_fire_ms_small"`
+	TimerFireMsLarge        float64 `json:"timer_fire_ms_large"`
+	TimersSmall             int     `json:"timers_pending_small"`
+	TimersLarge             int     `json:"timers_pending_large"`
+	TimersDue               int     `json:"timers_due"`
+	TimerFireRatio10Mvs100k float64 `json:"timer_fire_ratio_10m_vs_100k"`
+
+	KStreamsAgreement *Agreement `json:"kstreams_agreement,omitempty"`
+	Notes             []string   `json:"notes,omitempty"`
+}
+
+// Run runs every phase of cfg and returns the figures.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	h := &run{cfg: cfg, res: &Result{Commit: cfg.Commit, Quick: cfg.Quick, Members: cfg.Members, Events: cfg.Events,
+		Partitions: cfg.Partitions, GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
+		StartedAt: time.Now().UTC().Format(time.RFC3339), CPUSecondsPerMillion: map[string]float64{},
+		PeakRSSByPhase: map[string]int64{}}}
+	if cfg.WorkDir == "" {
+		dir, err := os.MkdirTemp("", "churnflow-bench-")
+		if err != nil {
+			return nil, err
+		}
+		h.dir = dir
+		if !cfg.Keep {
+			defer os.RemoveAll(dir)
+		}
+	} else {
+		h.dir = cfg.WorkDir
+		if err := os.MkdirAll(h.dir, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	defer h.closeBroker()
+	if err := h.all(ctx); err != nil {
+		return h.res, err
+	}
+	return h.res, nil
+}
+
+// run is one harness run's state.
+type run struct {
+	cfg     Config
+	res     *Result
+	dir     string
+	brokers []string
+	broker  *child
+	topics  pipeline.Topics
+	data    *dataSet
+}
+
+func (h *run) logf(format string, args ...any) {
+	if h.cfg.Progress != nil {
+		fmt.Fprintf(h.cfg.Progress, "bench: "+format+"\n", args...)
+	}
+}
+
+func (h *run) all(ctx context.Context) error {
+	if err := h.startBroker(ctx); err != nil {
+		return err
+	}
+	h.topics = benchTopics(fmt.Sprintf("bench-%d.", time.Now().UnixNano()))
+	if err := createTopics(ctx, h.brokers, h.topics.Inputs(), h.cfg.Partitions); err != nil {
+		return err
+	}
+	h.logf("preloading %d events for %d members on %d partitions", h.cfg.Events, h.cfg.Members, h.cfg.Partitions)
+	data, err := preload(ctx, h.brokers, h.topics, h.cfg)
+	if err != nil {
+		return err
+	}
+	h.data = data
+	h.logf("preloaded in %v (%d days of events, %.0f bytes per event)", data.took.Round(time.Millisecond), data.days, float64(data.bytes)/float64(h.cfg.Events))
+
+	n := int64(h.cfg.Events)
+	spec := PhaseSpec{Brokers: h.brokers, Topics: h.topics, Partitions: h.cfg.Partitions}
+
+	spec.Phase = PhaseRaw
+	res, u, err := h.phase(ctx, "raw", spec, 10*time.Minute)
+	if err != nil {
+		return err
+	}
+	h.res.RawConsumeEventsPerSec = h.rate("raw", res, u, n)
+
+	spec.Phase, spec.StateDir = PhaseFloor, filepath.Join(h.dir, "floor")
+	res, u, err = h.phase(ctx, "floor", spec, 30*time.Minute)
+	if err != nil {
+		return err
+	}
+	h.res.FloorEventsPerSec = h.rate("floor", res, u, n)
+	os.RemoveAll(spec.StateDir)
+
+	if err := h.endToEnd(ctx, spec); err != nil {
+		return err
+	}
+	if h.cfg.Peer {
+		if err := h.peer(ctx); err != nil {
+			return err
+		}
+	}
+	if err := h.latency(ctx); err != nil {
+		return err
+	}
+	if err := h.timers(ctx); err != nil {
+		return err
+	}
+	r := h.res
+	r.FloorRatio = ratio(r.PipelineEventsPerSec, r.FloorEventsPerSec)
+	r.ConsumeRatio = ratio(r.PipelineEventsPerSec, r.RawConsumeEventsPerSec)
+	r.KStreamsRatio = ratio(r.PipelineEventsPerSec, r.KStreamsEventsPerSec)
+	return nil
+}
+
+// endToEnd runs churnflow over the preloaded events, then restarts it on
+// the same state with a few more events to process.
+func (h *run) endToEnd(ctx context.Context, spec PhaseSpec) error {
+	n := int64(h.cfg.Events)
+	spec.Phase, spec.StateDir, spec.Group = PhasePipeline, filepath.Join(h.dir, "pipeline"), h.topics.Bookings+"group"
+	spec.Target, spec.Clock, spec.CPUProfile = n, h.data.end, h.cfg.Profile
+	res, u, err := h.phase(ctx, "pipeline", spec, 60*time.Minute)
+	if err != nil {
+		return err
+	}
+	h.res.PipelineEventsPerSec = h.rate("pipeline", res, u, n)
+	h.res.PeakRSSBytes = u.PeakRSS
+	h.res.StateMembers, h.res.StateDiskBytes = res.Members, res.DiskBytes
+	if res.Members > 0 {
+		h.res.StateBytesPerMember = float64(res.DiskBytes) / float64(res.Members)
+	}
+
+	// Restart: the same state directory and group, and the events that
+	// follow the preloaded ones; timed from the process's start to the
+	// last of them processed.
+	if err := produceRecords(ctx, h.brokers, h.topics, h.data.extra); err != nil {
+		return err
+	}
+	spec.Target, spec.CPUProfile = n+int64(len(h.data.extra)), ""
+	c, err := h.start("restart", spec)
+	if err != nil {
+		return err
+	}
+	res, _, err = c.result(ctx, 10*time.Minute)
+	if err != nil {
+		return err
+	}
+	h.res.RestartSeconds = float64(res.LastNS-c.started.UnixNano()) / 1e9
+	if res.ReadyNS > 0 {
+		h.res.RestartReadySeconds = float64(res.ReadyNS-c.started.UnixNano()) / 1e9
+	}
+	h.logf("restart: ready after %.2f s, %d new events processed after %.2f s", h.res.RestartReadySeconds, res.Records, h.res.RestartSeconds)
+	os.RemoveAll(spec.StateDir)
+	return nil
+}
+
+// latency offers events at a fixed rate to a running churnflow on topics
+// of their own and collects the event-to-alert latency of every alert an
+// event caused.
+func (h *run) latency(ctx context.Context) error {
+	topics := benchTopics(h.topics.Bookings + "lat.")
+	if err := createTopics(ctx, h.brokers, topics.Inputs(), h.cfg.Partitions); err != nil {
+		return err
+	}
+	total := int(h.cfg.LatencyRate * h.cfg.LatencyFor.Seconds())
+	recs, err := generate(h.cfg.Seed+1, h.cfg.Members, total, 0)
+	if err != nil {
+		return err
+	}
+	spec := PhaseSpec{Phase: PhasePipeline, Brokers: h.brokers, Topics: topics, Partitions: h.cfg.Partitions,
+		Group: topics.Bookings + "group", StateDir: filepath.Join(h.dir, "latency"), Target: int64(len(recs.records)),
+		Clock: recs.end, Latency: true}
+	c, err := h.start("latency", spec)
+	if err != nil {
+		return err
+	}
+	if _, err := c.next(ctx, "READY ", 2*time.Minute); err != nil {
+		c.kill()
+		return err
+	}
+	h.logf("latency: offering %d events at %.0f events/s", len(recs.records), h.cfg.LatencyRate)
+	achieved, err := producePaced(ctx, h.brokers, topics, recs.records, h.cfg.LatencyRate)
+	if err != nil {
+		c.kill()
+		return err
+	}
+	res, _, err := c.result(ctx, 10*time.Minute)
+	if err != nil {
+		return err
+	}
+	os.RemoveAll(spec.StateDir)
+	r := h.res
+	r.LatencyOfferedRate, r.LatencyAchievedRate = h.cfg.LatencyRate, achieved
+	if q := res.Latency; q != nil {
+		r.LatencyAlerts, r.P50LatencyMs, r.P99LatencyMs, r.MaxLatencyMs = q.Count, q.P50, q.P99, q.Max
+	}
+	h.logf("latency: %d alerts, p50 %.1f ms, p99 %.1f ms, max %.1f ms (offered %.0f/s, achieved %.0f/s)",
+		r.LatencyAlerts, r.P50LatencyMs, r.P99LatencyMs, r.MaxLatencyMs, r.LatencyOfferedRate, achieved)
+	return nil
+}
+
+// timers fires TimersDue due timers among TimersSmall, then TimersLarge,
+// pending ones.
+func (h *run) timers(ctx context.Context) error {
+	r := h.res
+	r.TimersSmall, r.TimersLarge, r.TimersDue = h.cfg.TimersSmall, h.cfg.TimersLarge, h.cfg.TimersDue
+	for _, pending := range []int{h.cfg.TimersSmall, h.cfg.TimersLarge} {
+		spec := PhaseSpec{Phase: PhaseTimers, StateDir: filepath.Join(h.dir, fmt.Sprintf("timers-%d", pending)),
+			Pending: pending, Due: h.cfg.TimersDue}
+		res, _, err := h.phase(ctx, fmt.Sprintf("timers-%d", pending), spec, 60*time.Minute)
+		if err != nil {
+			return err
+		}
+		os.RemoveAll(spec.StateDir)
+		if res.Fired != h.cfg.TimersDue {
+			return fmt.Errorf("timers: fired %d of %d due with %d pending", res.Fired, h.cfg.TimersDue, pending)
+		}
+		h.logf("timers: %d due fired in %.1f ms with %d pending (loading took %.1f s)", res.Fired, res.FireMillis, pending, res.LoadMillis/1e3)
+		if pending == h.cfg.TimersSmall {
+			r.TimerFireMsSmall = res.FireMillis
+		} else {
+			r.TimerFireMsLarge = res.FireMillis
+		}
+	}
+	r.TimerFireRatio10Mvs100k = ratio(r.TimerFireMsLarge, r.TimerFireMsSmall)
+	return nil
+}
+
+// start starts a phase's child process.
+func (h *run) start(name string, spec PhaseSpec) (*child, error) {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	return startChild(h.dir, name, []string{h.cfg.Bin, "bench-phase", string(b)}, nil)
+}
+
+// phase runs a phase to its end.
+func (h *run) phase(ctx context.Context, name string, spec PhaseSpec, timeout time.Duration) (PhaseResult, usage, error) {
+	h.logf("%s: running", name)
+	c, err := h.start(name, spec)
+	if err != nil {
+		return PhaseResult{}, usage{}, err
+	}
+	return c.result(ctx, timeout)
+}
+
+// rate records a throughput phase's figures and returns its events/s.
+func (h *run) rate(name string, res PhaseResult, u usage, n int64) float64 {
+	secs := float64(res.LastNS-res.FirstNS) / 1e9
+	if res.Records < n {
+		h.res.Notes = append(h.res.Notes, fmt.Sprintf("%s processed %d of %d records", name, res.Records, n))
+	}
+	rate := 0.0
+	if secs > 0 {
+		rate = float64(res.Records) / secs
+	}
+	h.res.CPUSecondsPerMillion[name] = u.CPUSeconds / float64(n) * 1e6
+	h.res.PeakRSSByPhase[name] = u.PeakRSS
+	h.logf("%s: %d records in %.2f s: %.0f events/s, %.1f CPU s per million, peak RSS %d MiB",
+		name, res.Records, secs, rate, h.res.CPUSecondsPerMillion[name], u.PeakRSS>>20)
+	return rate
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 || math.IsNaN(a/b) {
+		return 0
+	}
+	return math.Round(a/b*1000) / 1000
+}
+
+// startBroker starts the embedded broker in its own process, unless the
+// configuration names a cluster.
+func (h *run) startBroker(ctx context.Context) error {
+	if len(h.cfg.Brokers) > 0 {
+		h.brokers, h.res.Broker = h.cfg.Brokers, "kafka "+strings.Join(h.cfg.Brokers, ",")
+		return nil
+	}
+	c, err := startChild(h.dir, "broker", []string{h.cfg.Bin, "broker", "--listen", "127.0.0.1:0",
+		"--partitions", fmt.Sprint(h.cfg.Partitions)}, nil)
+	if err != nil {
+		return err
+	}
+	addr, err := c.next(ctx, "BOOTSTRAP=", time.Minute)
+	if err != nil {
+		c.kill()
+		return err
+	}
+	h.broker, h.brokers, h.res.Broker = c, []string{addr}, "embedded (kfake, own process)"
+	return nil
+}
+
+func (h *run) closeBroker() {
+	if h.broker != nil {
+		if _, err := h.broker.stop(context.Background(), 30*time.Second); err != nil {
+			h.logf("broker: %v", err)
+		}
+		h.broker = nil
+	}
+}
+
+// benchTopics names a run's topics with prefix.
+func benchTopics(prefix string) pipeline.Topics {
+	return pipeline.Topics{Bookings: prefix + "bookings", Activity: prefix + "activity", Dormancy: prefix + "dormancy",
+		Retention: prefix + "retention", Nudges: prefix + "nudges", Segments: prefix + "segments", DeadLetter: prefix + "dlq"}
+}

@@ -1,0 +1,328 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"runtime/pprof"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/churnflow/churnflow/operators"
+	"github.com/churnflow/churnflow/pipeline"
+	"github.com/churnflow/churnflow/state"
+)
+
+// Phases a child process runs (churnflow bench-phase).
+const (
+	PhaseRaw      = "raw"      // read and discard
+	PhaseFloor    = "floor"    // read, one Badger record per event
+	PhasePipeline = "pipeline" // churnflow end to end
+	PhaseTimers   = "timers"   // fire due timers among many pending
+)
+
+// PhaseSpec tells a child process what to measure. The parent passes it as
+// one JSON argument.
+type PhaseSpec struct {
+	Phase      string          `json:"phase"`
+	Brokers    []string        `json:"brokers,omitempty"`
+	Topics     pipeline.Topics `json:"topics"`
+	Partitions int             `json:"partitions,omitempty"`
+	Group      string          `json:"group,omitempty"`
+	StateDir   string          `json:"state_dir,omitempty"`
+	// Target is the input records to have processed (pipeline: the sum of
+	// the committed input offsets) before the phase reports; 0 with
+	// Latency: run until stopped.
+	Target int64 `json:"target,omitempty"`
+	// Clock is the wall clock the pipeline sees, Unix seconds (0: the
+	// real one). The generated events lie in the past; a clock at their
+	// end keeps idle watermarks where the data ends.
+	Clock int64 `json:"clock,omitempty"`
+	// Latency collects every event-to-alert latency and runs until stopped.
+	Latency    bool   `json:"latency,omitempty"`
+	CPUProfile string `json:"cpu_profile,omitempty"`
+	// Pending and Due are the timers phase's sizes.
+	Pending int `json:"pending,omitempty"`
+	Due     int `json:"due,omitempty"`
+}
+
+// PhaseResult is what a child reports on its last line.
+type PhaseResult struct {
+	Records int64 `json:"records"`
+	// FirstNS and LastNS bound the work: the first record read (or
+	// committed, for the pipeline: sampled every 5 ms) and the last one
+	// done, Unix nanoseconds.
+	FirstNS int64 `json:"first_ns"`
+	LastNS  int64 `json:"last_ns"`
+	// ReadyNS is when the pipeline was first ready (all partitions
+	// processing), Unix nanoseconds.
+	ReadyNS    int64     `json:"ready_ns,omitempty"`
+	Members    int64     `json:"members,omitempty"`
+	DiskBytes  int64     `json:"disk_bytes,omitempty"`
+	Latency    *Quantile `json:"latency,omitempty"`
+	FireMillis float64   `json:"fire_ms,omitempty"`
+	Fired      int       `json:"fired,omitempty"`
+	LoadMillis float64   `json:"load_ms,omitempty"`
+}
+
+// Quantile summarises a latency sample, in milliseconds.
+type Quantile struct {
+	Count int     `json:"count"`
+	P50   float64 `json:"p50_ms"`
+	P99   float64 `json:"p99_ms"`
+	Max   float64 `json:"max_ms"`
+}
+
+func quantiles(ds []time.Duration) *Quantile {
+	if len(ds) == 0 {
+		return &Quantile{}
+	}
+	slices.Sort(ds)
+	at := func(q float64) float64 {
+		i := min(int(q*float64(len(ds))), len(ds)-1)
+		return float64(ds[i]) / 1e6
+	}
+	return &Quantile{Count: len(ds), P50: at(0.50), P99: at(0.99), Max: float64(ds[len(ds)-1]) / 1e6}
+}
+
+// RunPhase runs spec in this process (the child side of churnflow bench):
+// it writes "READY <ns>" when a pipeline is ready and "RESULT <json>" at
+// the end to out. The pipeline phase with Latency runs until ctx ends.
+func RunPhase(ctx context.Context, spec PhaseSpec, out io.Writer) error {
+	if spec.CPUProfile != "" {
+		f, err := os.Create(spec.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	var (
+		res PhaseResult
+		err error
+	)
+	switch spec.Phase {
+	case PhaseRaw:
+		res, err = runRaw(ctx, spec)
+	case PhaseFloor:
+		res, err = runFloor(ctx, spec)
+	case PhasePipeline:
+		res, err = runPipeline(ctx, spec, out)
+	case PhaseTimers:
+		res, err = runTimers(ctx, spec)
+	default:
+		err = fmt.Errorf("unknown phase %q", spec.Phase)
+	}
+	if err != nil {
+		return fmt.Errorf("phase %s: %w", spec.Phase, err)
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(out, "RESULT %s\n", b)
+	return err
+}
+
+// readSpan counts records read, remembering the first and last instants.
+type readSpan struct {
+	n           atomic.Int64
+	first, last atomic.Int64
+}
+
+func (s *readSpan) add(n int) {
+	now := time.Now().UnixNano()
+	s.first.CompareAndSwap(0, now)
+	s.n.Add(int64(n))
+	s.last.Store(now)
+}
+
+func (s *readSpan) result() PhaseResult {
+	return PhaseResult{Records: s.n.Load(), FirstNS: s.first.Load(), LastNS: s.last.Load()}
+}
+
+func readConfig(spec PhaseSpec) pipeline.Config {
+	cfg := pipeline.DefaultConfig()
+	cfg.Brokers, cfg.Topics = spec.Brokers, spec.Topics
+	return cfg
+}
+
+// runRaw reads every input record and discards it.
+func runRaw(ctx context.Context, spec PhaseSpec) (PhaseResult, error) {
+	var span readSpan
+	err := pipeline.ReadAll(ctx, readConfig(spec), spec.Topics.Inputs(), func(_ int, msgs []kafka.Message) error {
+		span.add(len(msgs))
+		return nil
+	})
+	return span.result(), err
+}
+
+// runFloor reads every input record and writes one record per event to a
+// Badger opened with churnflow's options, one transaction per fetch (split
+// when Badger says the transaction is full), from one goroutine per
+// partition, as churnflow's workers commit: the key is the member, the
+// value the event's bytes. No decoding, no logic.
+func runFloor(ctx context.Context, spec PhaseSpec) (PhaseResult, error) {
+	opts := state.DefaultOptions(spec.StateDir)
+	debug.SetMemoryLimit(state.RecommendedMemoryLimit(opts.MemoryBudget))
+	db, err := badger.Open(opts.BadgerOptions())
+	if err != nil {
+		return PhaseResult{}, fmt.Errorf("open badger: %w", err)
+	}
+	var span readSpan
+	err = pipeline.ReadAll(ctx, readConfig(spec), spec.Topics.Inputs(), func(part int, msgs []kafka.Message) error {
+		txn := db.NewTransaction(true)
+		for i := range msgs {
+			m := &msgs[i]
+			k := make([]byte, 0, 4+len(m.Key))
+			k = append(k, 'm', '/', byte(part>>8), byte(part))
+			k = append(k, m.Key...)
+			err := txn.Set(k, m.Value)
+			if errors.Is(err, badger.ErrTxnTooBig) {
+				if err = txn.Commit(); err != nil {
+					return err
+				}
+				txn = db.NewTransaction(true)
+				err = txn.Set(k, m.Value)
+			}
+			if err != nil {
+				txn.Discard()
+				return err
+			}
+		}
+		if err := txn.Commit(); err != nil {
+			return err
+		}
+		span.add(len(msgs))
+		return nil
+	})
+	res := span.result()
+	if cerr := db.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	return res, err
+}
+
+// runPipeline runs churnflow's pipeline as churnflow run does (default
+// rules and state options, metrics on, the memory limit run sets) until
+// the committed input offsets reach spec.Target and the outbox is empty,
+// or, with Latency, until ctx ends.
+func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResult, error) {
+	opts := state.DefaultOptions(spec.StateDir)
+	debug.SetMemoryLimit(state.RecommendedMemoryLimit(opts.MemoryBudget))
+	engine, err := operators.NewEngine(operators.DefaultConfig())
+	if err != nil {
+		return PhaseResult{}, err
+	}
+	store, err := state.Open(opts)
+	if err != nil {
+		return PhaseResult{}, err
+	}
+	defer store.Close()
+	cfg := pipeline.DefaultConfig()
+	cfg.Brokers, cfg.Topics, cfg.Group, cfg.CreateTopics = spec.Brokers, spec.Topics, spec.Group, true
+	deps := pipeline.Deps{Engine: engine, Store: store, Metrics: pipeline.NewMetrics(prometheus.NewRegistry())}
+	if spec.Clock != 0 {
+		clock := time.Unix(spec.Clock, 0)
+		deps.Clock = func() time.Time { return clock }
+	}
+	var (
+		latMu sync.Mutex
+		lats  []time.Duration
+	)
+	if spec.Latency {
+		deps.AlertLatency = func(d time.Duration) {
+			latMu.Lock()
+			lats = append(lats, d)
+			latMu.Unlock()
+		}
+	}
+	p, err := pipeline.New(cfg, deps)
+	if err != nil {
+		return PhaseResult{}, err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	ran := make(chan error, 1)
+	go func() { ran <- p.Run(runCtx) }()
+
+	var res PhaseResult
+	consumed := func() (int64, error) {
+		var n int64
+		for part := range spec.Partitions {
+			offs, err := store.Partition(state.Partition(part)).Offsets()
+			if err != nil {
+				return 0, err
+			}
+			for _, t := range spec.Topics.Inputs() {
+				n += offs[t]
+			}
+		}
+		return n, nil
+	}
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	start, _ := consumed()
+	done := false
+	for !done {
+		select {
+		case err := <-ran:
+			if err == nil {
+				err = errors.New("pipeline stopped before the end")
+			}
+			return res, err
+		case <-ctx.Done():
+			done = true
+			continue
+		case <-tick.C:
+		}
+		st := p.Status()
+		if res.ReadyNS == 0 && st.Ready() {
+			res.ReadyNS = time.Now().UnixNano()
+			fmt.Fprintf(out, "READY %d\n", res.ReadyNS)
+		}
+		n, err := consumed()
+		if err != nil {
+			return res, err
+		}
+		if res.FirstNS == 0 && n > start {
+			res.FirstNS = time.Now().UnixNano()
+		}
+		res.Records = n - start
+		if spec.Target > 0 && n >= spec.Target {
+			stats, err := store.Stats()
+			if err != nil {
+				return res, err
+			}
+			if stats.OutboxDepth == 0 {
+				res.LastNS = time.Now().UnixNano()
+				res.Members, res.DiskBytes = stats.Members, stats.DiskBytes
+				done = true
+			}
+		}
+	}
+	stop()
+	if err := <-ran; err != nil {
+		return res, err
+	}
+	if spec.Latency {
+		latMu.Lock()
+		res.Latency = quantiles(lats)
+		latMu.Unlock()
+		res.LastNS = time.Now().UnixNano()
+	}
+	return res, nil
+}

@@ -1,0 +1,51 @@
+package harness
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+)
+
+// WriteTable writes r as a table for people.
+func (r *Result) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	p := func(format string, args ...any) { fmt.Fprintf(tw, format+"\n", args...) }
+	profile := "full"
+	if r.Quick {
+		profile = "quick"
+	}
+	p("churnflow bench (%s profile) at %s, commit %s", profile, r.StartedAt, r.Commit)
+	p("broker %s; %d events, %d members, %d partitions; %s, %d CPUs", r.Broker, r.Events, r.Members, r.Partitions, r.GoVersion, r.CPUs)
+	p("")
+	p("phase\tevents/s\tCPU s per M events\tpeak RSS")
+	row := func(name, key string, rate float64) {
+		if rate == 0 {
+			p("%s\t-\t-\t-", name)
+			return
+		}
+		p("%s\t%.0f\t%.1f\t%d MiB", name, rate, r.CPUSecondsPerMillion[key], r.PeakRSSByPhase[key]>>20)
+	}
+	row("raw consume (kafka-go, discard)", "raw", r.RawConsumeEventsPerSec)
+	row("floor (consume + 1 Badger record per event)", "floor", r.FloorEventsPerSec)
+	row("churnflow end to end", "pipeline", r.PipelineEventsPerSec)
+	row("Kafka Streams peer", "kstreams", r.KStreamsEventsPerSec)
+	p("")
+	p("pipeline / floor\t%.3f", r.FloorRatio)
+	p("pipeline / raw consume\t%.3f", r.ConsumeRatio)
+	if r.KStreamsRatio > 0 {
+		p("pipeline / kafka streams\t%.3f", r.KStreamsRatio)
+	}
+	if a := r.KStreamsAgreement; a != nil {
+		p("dormancy alerts up to %s\tchurnflow %d, kafka streams %d, agreed %d", a.Cutoff, a.Churnflow, a.KStreams, a.Agreed)
+	}
+	p("state\t%d members, %.0f bytes per member on disk", r.StateMembers, r.StateBytesPerMember)
+	p("event-to-alert latency at %.0f events/s offered (%.0f achieved)\tp50 %.1f ms, p99 %.1f ms, max %.1f ms over %d alerts",
+		r.LatencyOfferedRate, r.LatencyAchievedRate, r.P50LatencyMs, r.P99LatencyMs, r.MaxLatencyMs, r.LatencyAlerts)
+	p("restart with %d members of state\tready after %.2f s, processing again after %.2f s", r.StateMembers, r.RestartReadySeconds, r.RestartSeconds)
+	p("fire %d due timers\t%.1f ms with %d pending, %.1f ms with %d pending: ratio %.2f",
+		r.TimersDue, r.TimerFireMsSmall, r.TimersSmall, r.TimerFireMsLarge, r.TimersLarge, r.TimerFireRatio10Mvs100k)
+	for _, n := range r.Notes {
+		p("note\t%s", n)
+	}
+	return tw.Flush()
+}
