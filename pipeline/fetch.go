@@ -10,11 +10,16 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-// Fetch tuning. fetchMaxWait is sent to the broker as the fetch's max wait;
-// kafka-go's Reader misbehaves below ~250 ms (DESIGN.md, pitfalls), and an
-// idle partition costs one empty fetch per fetchMaxWait.
+// Fetch tuning. fetchMaxWait is sent to the broker as the fetch's max wait.
+// It bounds how long a record of one topic waits for proof that the other
+// topic has nothing older (worker.next): a fetch issued after the record
+// arrived must come back, so an idle topic adds up to two waits to the
+// event-to-alert latency (500 ms gave a p50 of 870 ms at 5,000 events/s in
+// churnflow bench; 100 ms, 440 ms). An idle partition costs one empty fetch
+// per fetchMaxWait. (kafka-go's Reader misbehaves below ~250 ms, DESIGN.md's
+// pitfalls; the fetcher uses a Conn, not a Reader.)
 const (
-	fetchMaxWait  = 500 * time.Millisecond
+	fetchMaxWait  = 100 * time.Millisecond
 	fetchMaxBytes = 1 << 20
 	fetchSlack    = 10 * time.Second // read deadline beyond fetchMaxWait
 	backoffMin    = 100 * time.Millisecond

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"sync/atomic"
 	"strconv"
 	"time"
 
@@ -174,7 +175,7 @@ type partMetrics struct {
 	wmLag     prometheus.Gauge
 	outbox    prometheus.Gauge
 	members   map[memberClass]int64
-	outboxLen int64
+	outboxLen atomic.Int64 // the worker adds, its sender subtracts
 }
 
 func (m *Metrics) forPartition(part int, topics [2]string, tiers []string) *partMetrics {
@@ -270,8 +271,7 @@ func (pm *partMetrics) watermark(now time.Time, wm int64) {
 
 func (pm *partMetrics) outboxDelta(n int64) {
 	if pm != nil {
-		pm.outboxLen += n
-		pm.outbox.Set(float64(max(pm.outboxLen, 0)))
+		pm.outbox.Set(float64(max(pm.outboxLen.Add(n), 0)))
 	}
 }
 

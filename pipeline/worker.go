@@ -120,6 +120,7 @@ type worker struct {
 	moreTimers  bool
 	firstBuf    time.Time // when the oldest buffered record arrived
 	flushCtx    context.Context
+	sendq       chan sendJob // committed batches for the sender
 
 	pm       *partMetrics     // nil without Deps.Metrics
 	clTopic  string           // the changelog topic
@@ -173,6 +174,10 @@ func (w *worker) run(ctx context.Context) error {
 		}
 		return &PartitionError{w.part, err}
 	}
+	w.sendq = make(chan sendJob, sendCap)
+	sent := make(chan struct{})
+	go func() { defer close(sent); w.sender(w.sendq) }()
+	defer func() { close(w.sendq); <-sent }()
 	offs, err := w.ps.Offsets()
 	if err != nil {
 		return &PartitionError{w.part, err}
@@ -610,33 +615,61 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 		}
 	}
 	w.in[0].dirty, w.in[1].dirty = false, false
-	defer clear(alerts) // drop references to the batch's member ids
 	w.log.Debug().Int("applied", applied).Int("dead_letters", len(dead)).Int("timers_fired", fired).
 		Int("members", len(members)).Int("outbox", len(out)).Int64("watermark", wm).Msg("batch committed")
+	w.sendq <- sendJob{out: out, alerts: alerts, alertFrom: alertFrom, started: started, commitOffsets: commitOffsets}
+	return true, nil
+}
 
-	if err := w.send(out); err != nil {
-		return true, nil // ctx ended: the records wait in the outbox
-	}
-	if w.pm != nil || w.p.alertLatency != nil {
-		acked := time.Now()
-		for i := range alerts {
-			w.pm.alert(&alerts[i])
-			if i < len(alertFrom) && !alertFrom[i].IsZero() { // timers' alerts come after the events'
-				d := acked.Sub(alertFrom[i])
-				w.p.metrics.observeEventToAlert(d)
-				if w.p.alertLatency != nil {
-					w.p.alertLatency(d)
+// sendJob is a committed batch's outbox records, handed to the worker's
+// sender, with what the metrics need once they are acknowledged.
+type sendJob struct {
+	out           []outRecord
+	alerts        []operators.Alert
+	alertFrom     []time.Time
+	started       time.Time
+	commitOffsets map[string]map[int]int64
+}
+
+// sendCap bounds the committed batches waiting for the sender: the worker
+// runs at most this many batches ahead of the broker's acknowledgements.
+const sendCap = 2
+
+// sender produces the committed batches' outbox records in commit order
+// while the worker applies the next batches, so that a batch's broker round
+// trips overlap the next batch's work instead of adding to it. After a
+// failed send (the flush context ended) it sends nothing more: the records
+// wait in the outbox for the next assignment.
+func (w *worker) sender(jobs <-chan sendJob) {
+	failed := false
+	for j := range jobs {
+		if failed {
+			continue
+		}
+		if err := w.send(j.out); err != nil {
+			failed = true
+			continue
+		}
+		if w.pm != nil || w.p.alertLatency != nil {
+			acked := time.Now()
+			for i := range j.alerts {
+				w.pm.alert(&j.alerts[i])
+				if i < len(j.alertFrom) && !j.alertFrom[i].IsZero() { // timers' alerts come after the events'
+					d := acked.Sub(j.alertFrom[i])
+					w.p.metrics.observeEventToAlert(d)
+					if w.p.alertLatency != nil {
+						w.p.alertLatency(d)
+					}
 				}
 			}
+			w.p.metrics.observeBatch(acked.Sub(j.started))
 		}
-		w.p.metrics.observeBatch(acked.Sub(started))
-	}
-	if len(commitOffsets) > 0 {
-		if err := w.gen.CommitOffsets(commitOffsets); err != nil {
-			w.log.Debug().Err(err).Msg("commit consumer group offsets (lag monitoring only)")
+		if len(j.commitOffsets) > 0 {
+			if err := w.gen.CommitOffsets(j.commitOffsets); err != nil {
+				w.log.Debug().Err(err).Msg("commit consumer group offsets (lag monitoring only)")
+			}
 		}
 	}
-	return true, nil
 }
 
 // send produces records (in seq order) and acknowledges them in the state

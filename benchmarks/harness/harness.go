@@ -50,8 +50,9 @@ type Config struct {
 	// temporary directory, removed at the end unless Keep.
 	WorkDir string
 	Keep    bool
-	// Profile writes the end-to-end phase's CPU profile to this file.
-	Profile string
+	// Profile writes the end-to-end phase's CPU profile to this file,
+	// HeapProfile its live heap at the end.
+	Profile, HeapProfile string
 	// Commit is the source commit recorded with the results.
 	Commit string
 	// Quick marks the small profile (recorded with the results).
@@ -257,7 +258,7 @@ func (h *run) all(ctx context.Context) error {
 func (h *run) endToEnd(ctx context.Context, spec PhaseSpec) error {
 	n := int64(h.cfg.Events)
 	spec.Phase, spec.StateDir, spec.Group = PhasePipeline, filepath.Join(h.dir, "pipeline"), h.topics.Bookings+"group"
-	spec.Target, spec.Clock, spec.CPUProfile = n, h.data.end, h.cfg.Profile
+	spec.Target, spec.Clock, spec.CPUProfile, spec.HeapProfile = n, h.data.end, h.cfg.Profile, h.cfg.HeapProfile
 	res, u, err := h.phase(ctx, "pipeline", spec, 60*time.Minute)
 	if err != nil {
 		return err
@@ -275,7 +276,7 @@ func (h *run) endToEnd(ctx context.Context, spec PhaseSpec) error {
 	if err := produceRecords(ctx, h.brokers, h.topics, h.data.extra); err != nil {
 		return err
 	}
-	spec.Target, spec.CPUProfile = n+int64(len(h.data.extra)), ""
+	spec.Target, spec.CPUProfile, spec.HeapProfile = n+int64(len(h.data.extra)), "", ""
 	c, err := h.start("restart", spec)
 	if err != nil {
 		return err

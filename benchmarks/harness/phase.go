@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
@@ -51,6 +52,9 @@ type PhaseSpec struct {
 	// Latency collects every event-to-alert latency and runs until stopped.
 	Latency    bool   `json:"latency,omitempty"`
 	CPUProfile string `json:"cpu_profile,omitempty"`
+	// HeapProfile is written when the pipeline reaches its target, before
+	// it stops (the live heap at its fullest).
+	HeapProfile string `json:"heap_profile,omitempty"`
 	// Pending and Due are the timers phase's sizes.
 	Pending int `json:"pending,omitempty"`
 	Due     int `json:"due,omitempty"`
@@ -311,6 +315,9 @@ func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResul
 				res.LastNS = time.Now().UnixNano()
 				res.Members, res.DiskBytes = stats.Members, stats.DiskBytes
 				done = true
+				if err := writeHeapProfile(spec.HeapProfile); err != nil {
+					return res, err
+				}
 			}
 		}
 	}
@@ -325,4 +332,21 @@ func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResul
 		res.LastNS = time.Now().UnixNano()
 	}
 	return res, nil
+}
+
+// writeHeapProfile writes the in-use heap to path ("" : nothing).
+func writeHeapProfile(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	return nil
 }

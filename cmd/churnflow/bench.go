@@ -22,6 +22,7 @@ type benchFlags struct {
 	out     string
 	keep    string
 	profile string
+	heap    string
 	peer    bool
 	peerDir string
 	members int
@@ -93,7 +94,7 @@ judge: the targets are in docs/performance.md.`,
 			if err != nil {
 				return fmt.Errorf("bench: find churnflow's executable: %w", err)
 			}
-			cfg.Bin, cfg.Brokers, cfg.Profile = bin, f.brokers, f.profile
+			cfg.Bin, cfg.Brokers, cfg.Profile, cfg.HeapProfile = bin, f.brokers, f.profile, f.heap
 			cfg.Peer, cfg.PeerDir, cfg.Commit, cfg.Progress = f.peer, f.peerDir, sourceCommit(), s.err
 			if f.keep != "" {
 				cfg.WorkDir, cfg.Keep = f.keep, true
@@ -135,6 +136,7 @@ judge: the targets are in docs/performance.md.`,
 	fl.Float64Var(&f.rate, "latency-rate", 0, "events per second offered in the latency phase (default 20,000; --quick 5,000)")
 	fl.DurationVar(&f.rateFor, "latency-for", 0, "how long the latency phase offers events (default 30s; --quick 5s)")
 	fl.StringVar(&f.profile, "cpuprofile", "", "write the end-to-end phase's CPU profile (pprof) to this file")
+	fl.StringVar(&f.heap, "memprofile", "", "write the end-to-end phase's live heap (pprof) at its end to this file")
 	fl.StringVar(&f.out, "out", "", "write the table or JSON to this file instead of standard output")
 	fl.StringVar(&f.keep, "keep", "", "work in this directory and keep it (state, phase logs)")
 	return cmd
