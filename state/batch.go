@@ -258,6 +258,8 @@ type kvOp struct {
 	key, val []byte
 	expires  uint64
 	del      bool
+	outbox   bool   // an outbox record (val its encoding), packed at commit
+	seq      uint64 // the outbox record's seq
 }
 
 // unit is a run of ops that must commit together: one member group, one
@@ -333,12 +335,28 @@ func (b *Batch) Commit(ctx context.Context) error {
 	var seqVal [8]byte
 	binary.BigEndian.PutUint64(seqVal[:], b.maxSeq+1)
 	sk := seqKey(nil, p)
+	var (
+		packSeqs []uint64
+		packEncs [][]byte
+		packKey  []byte
+		packVal  []byte
+	)
 	for i, pt := range parts {
 		txn := s.db.NewTransaction(true)
+		packSeqs, packEncs, packKey = packSeqs[:0], packEncs[:0], nil
 		err := func() error {
 			for _, u := range units[pt.lo:pt.hi] {
 				for _, o := range ops[u.lo:u.hi] {
 					var err error
+					if o.outbox {
+						// Packed below (outboxpack.go); the first
+						// record's key names the entry.
+						if packKey == nil {
+							packKey = o.key
+						}
+						packSeqs, packEncs = append(packSeqs, o.seq), append(packEncs, o.val)
+						continue
+					}
 					if o.del {
 						err = txn.Delete(o.key)
 					} else {
@@ -347,6 +365,18 @@ func (b *Batch) Commit(ctx context.Context) error {
 					if err != nil {
 						return err
 					}
+				}
+			}
+			switch len(packSeqs) {
+			case 0:
+			case 1:
+				if err := txn.SetEntry(&badger.Entry{Key: packKey, Value: packEncs[0]}); err != nil {
+					return err
+				}
+			default:
+				packVal = appendPacked(packVal[:0], packSeqs, packEncs)
+				if err := txn.SetEntry(&badger.Entry{Key: packKey, Value: packVal}); err != nil {
+					return err
 				}
 			}
 			if pt.rec {
@@ -359,6 +389,9 @@ func (b *Batch) Commit(ctx context.Context) error {
 		if err != nil {
 			txn.Discard()
 			return classify(fmt.Errorf("commit partition %d (transaction %d of %d): %w", p, i+1, len(parts), err))
+		}
+		if len(packSeqs) > 1 {
+			b.ps.st.outbox.add(packSeqs[0], packSeqs)
 		}
 		for _, u := range units[pt.lo:pt.hi] {
 			if u.g < 0 {
@@ -423,7 +456,7 @@ func (b *Batch) plan() ([]kvOp, []unit) {
 			r := &b.recs[ri]
 			start := len(keys)
 			keys = outboxKey(keys, p, r.seq)
-			add(&u, kvOp{key: keys[start:len(keys):len(keys)], val: b.arena[r.off : r.off+r.n]})
+			add(&u, kvOp{key: keys[start:len(keys):len(keys)], val: b.arena[r.off : r.off+r.n], outbox: true, seq: r.seq})
 			u.rec = true
 		}
 		u.hi = len(ops)
@@ -439,7 +472,7 @@ func (b *Batch) plan() ([]kvOp, []unit) {
 			u := unit{lo: len(ops), g: -1, rec: true}
 			start := len(keys)
 			keys = outboxKey(keys, p, r.seq)
-			add(&u, kvOp{key: keys[start:len(keys):len(keys)], val: b.arena[r.off : r.off+r.n]})
+			add(&u, kvOp{key: keys[start:len(keys):len(keys)], val: b.arena[r.off : r.off+r.n], outbox: true, seq: r.seq})
 			u.hi = len(ops)
 			units = append(units, u)
 		}

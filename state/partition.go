@@ -1,10 +1,13 @@
 package state
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 
 	badger "github.com/dgraph-io/badger/v4"
 
@@ -162,11 +165,33 @@ func (ps *PartitionStore) Due(ctx context.Context, before int64, limit int, fn f
 // Outbox calls fn for each committed, unacknowledged outbox record in
 // ascending seq order. The record's slices are fresh for each call: fn may
 // keep them. It stops at and returns fn's error, or ctx's when ctx ends.
+//
+// Entries are in key order (their first seq) but a packed entry's records
+// are not contiguous when a batch was split over transactions (its parts'
+// records interleave): records are held until no later entry can hold a
+// smaller seq, which bounds what is held to one batch's records.
 func (ps *PartitionStore) Outbox(ctx context.Context, fn func(seq uint64, rec OutboxRecord) error) error {
 	if !ps.s.enter() {
 		return ErrClosed
 	}
 	defer ps.s.leave()
+	type held struct {
+		seq uint64
+		rec OutboxRecord
+	}
+	var hold []held
+	emit := func(below uint64) error {
+		slices.SortFunc(hold, func(a, b held) int { return cmp.Compare(a.seq, b.seq) })
+		n := 0
+		for n < len(hold) && hold[n].seq < below {
+			if err := fn(hold[n].seq, hold[n].rec); err != nil {
+				return err
+			}
+			n++
+		}
+		hold = slices.Delete(hold, 0, n)
+		return nil
+	}
 	prefix := appendPrefix(nil, kindOutbox, ps.p)
 	err := ps.s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 64})
@@ -179,20 +204,36 @@ func (ps *PartitionStore) Outbox(ctx context.Context, fn func(seq uint64, rec Ou
 			if len(key) != len(prefix)+8 {
 				continue
 			}
-			seq := binary.BigEndian.Uint64(key[len(prefix):])
+			first := binary.BigEndian.Uint64(key[len(prefix):])
+			if err := emit(first); err != nil {
+				return err
+			}
 			v, err := it.Item().ValueCopy(nil)
 			if err != nil {
 				return err
 			}
-			rec, err := decodeRecord(v)
+			var recs []held
+			err = decodeOutboxValue(first, v, func(seq uint64, rec OutboxRecord) error {
+				recs = append(recs, held{seq, rec})
+				return nil
+			})
 			if err != nil {
-				return fmt.Errorf("outbox record %d: %w", seq, err)
-			}
-			if err := fn(seq, rec); err != nil {
 				return err
 			}
+			if len(recs) > 1 {
+				seqs := make([]uint64, len(recs))
+				for i := range recs {
+					seqs[i] = recs[i].seq
+				}
+				ps.st.outbox.add(first, seqs)
+			}
+			for _, r := range recs {
+				if ps.st.outbox.pending(first, r.seq) { // not acknowledged in this process
+					hold = append(hold, r)
+				}
+			}
 		}
-		return nil
+		return emit(math.MaxUint64)
 	})
 	if err != nil {
 		return classify(fmt.Errorf("read outbox of partition %d: %w", ps.p, err))
@@ -214,6 +255,10 @@ func (ps *PartitionStore) Ack(seqs ...uint64) error {
 	}
 	if err := ps.s.checkDisk(); err != nil {
 		return err
+	}
+	seqs = ps.st.outbox.ack(seqs)
+	if len(seqs) == 0 {
+		return nil
 	}
 	keys := make([][]byte, len(seqs))
 	buf := make([]byte, 0, len(seqs)*(len(appendPrefix(nil, kindOutbox, ps.p))+8))

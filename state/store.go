@@ -73,7 +73,8 @@ type partState struct {
 	// called with in this process (math.MinInt64 before the first): a
 	// timer entry earlier than it may have been reported. See Batch.
 	dueMark atomic.Int64
-	seen    seenFilter // answers most dedup checks without Badger
+	seen    seenFilter  // answers most dedup checks without Badger
+	outbox  outboxIndex // pending records of packed outbox entries
 	handle  PartitionStore
 }
 
@@ -443,7 +444,13 @@ func (s *Store) Stats() (Stats, error) {
 			case kindTimer:
 				st.Timers++
 			case kindOutbox:
-				st.OutboxDepth++
+				err := it.Item().Value(func(v []byte) error {
+					st.OutboxDepth += packedCount(v)
+					return nil
+				})
+				if err != nil {
+					return err
+				}
 			case kindDedup:
 				st.DedupMarkers++
 			}
@@ -500,6 +507,7 @@ func (s *Store) DropPartition(ctx context.Context, p Partition) error {
 	defer s.leave()
 	s.cache.dropPartition(p)
 	s.part(p).seen.reset()
+	s.part(p).outbox.reset()
 	for _, k := range kinds {
 		prefix := appendPrefix(nil, k, p)
 		for {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/churnflow/churnflow/operators"
@@ -239,6 +240,12 @@ func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResul
 	cfg := pipeline.DefaultConfig()
 	cfg.Brokers, cfg.Topics, cfg.Group, cfg.CreateTopics = spec.Brokers, spec.Topics, spec.Group, true
 	deps := pipeline.Deps{Engine: engine, Store: store, Metrics: pipeline.NewMetrics(prometheus.NewRegistry())}
+	// CHURNFLOW_BENCH_LOG=debug (or info, warn) logs the pipeline to the
+	// phase's log file in the work directory (--keep keeps it).
+	if lvl, err := zerolog.ParseLevel(os.Getenv("CHURNFLOW_BENCH_LOG")); err == nil && lvl != zerolog.NoLevel {
+		zerolog.TimeFieldFormat = zerolog.TimeFormatUnixMs
+		deps.Log = zerolog.New(os.Stderr).Level(lvl).With().Timestamp().Logger()
+	}
 	if spec.Clock != 0 {
 		clock := time.Unix(spec.Clock, 0)
 		deps.Clock = func() time.Time { return clock }
