@@ -166,6 +166,13 @@ type MemberSnapshot struct {
 	PAlive         float64 // meaningful when HasPAlive
 	HasPAlive      bool
 	Dormant        bool
+	// With a fitted model: the expected bookings (booking days) in the next
+	// ExpectedHorizonDays days, meaningful when HasExpected, and the
+	// customer lifetime value (model.CLV), meaningful when HasCLV.
+	ExpectedBookings float64
+	CLV              float64
+	HasExpected      bool
+	HasCLV           bool
 }
 
 // Alert is one output record of the operators.

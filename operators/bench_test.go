@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/churnflow/churnflow/model"
 	"github.com/churnflow/churnflow/operators"
 )
 
@@ -148,15 +149,41 @@ func restore(s, base *operators.MemberState) {
 	s.Trips = append(tr, base.Trips...)
 }
 
+// benchFitted is a fitted model file (churnflow fit) over the generator's
+// default population: MBG/NBD in days, a spend model, 12-month CLV and
+// five segments.
+func benchFitted() *model.File {
+	clv := model.CLVConfig{Periods: 12, PeriodLength: model.DaysPerMonth, DiscountRate: 0.01}
+	return &model.File{
+		Version: model.FileVersion, Unit: model.UnitDay,
+		CalibrationStart: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), CalibrationEnd: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
+		Chosen:     model.NameMBGNBD,
+		MBGNBD:     &model.FittedMBGNBD{Params: model.MBGNBD{R: 0.5, Alpha: 45, A: 0.6, B: 10}},
+		GammaGamma: &model.FittedGammaGamma{Params: model.GammaGamma{P: 2.2, Q: 4.7, Gamma: 3185}},
+		CLV:        &clv,
+		Segments: &model.Segments{
+			Stats: model.Standardizer{Mean: []float64{1097, 156, 5.3, 11994, 0.67}, Std: []float64{757, 150, 7.2, 20214, 0.13}},
+			Centres: []model.Centre{
+				{Name: model.SegmentImportantDevelop, Z: []float64{-0.61, -0.34, -0.11, -0.15, 0.89}},
+				{Name: model.SegmentImportantRetain, Z: []float64{0, -0.84, 2.69, 2.55, 1.09}},
+				{Name: model.SegmentGeneral, Z: []float64{0.04, 1.62, -0.65, -0.53, -0.07}},
+				{Name: model.SegmentLowValue, Z: []float64{-0.56, -0.45, -0.07, -0.08, -0.86}},
+				{Name: model.SegmentImportantWinBack, Z: []float64{1.37, -0.37, -0.2, -0.2, -0.1}},
+			},
+		},
+	}
+}
+
 func BenchmarkApply(b *testing.B) {
-	model := &operators.BGNBDParams{R: 0.5, Alpha: 45, A: 0.6, B: 10, Unit: "day"}
+	bgnbd := &operators.BGNBDParams{R: 0.5, Alpha: 45, A: 0.6, B: 10, Unit: "day"}
 	for _, bc := range []struct {
-		name  string
-		model *operators.BGNBDParams
-	}{{"default", nil}, {"model", model}} {
+		name   string
+		model  *operators.BGNBDParams
+		fitted *model.File
+	}{{"default", nil, nil}, {"model", bgnbd, nil}, {"fitted", nil, benchFitted()}} {
 		b.Run(bc.name, func(b *testing.B) {
 			cfg := operators.DefaultConfig()
-			cfg.Model = bc.model
+			cfg.Model, cfg.Fitted = bc.model, bc.fitted
 			g, err := operators.NewEngine(cfg)
 			if err != nil {
 				b.Fatal(err)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/churnflow/churnflow/model"
 )
 
 // Duration is a time.Duration that reads and writes YAML as "90d", "6h" or
@@ -87,8 +89,19 @@ type Config struct {
 	Retention RetentionConfig `yaml:"retention"`
 	// Nudges configures the four nudges.
 	Nudges NudgesConfig `yaml:"nudges"`
-	// Model holds BG/NBD parameters; absent means no P(alive) rule.
+	// Model holds BG/NBD parameters; absent means no P(alive) rule unless
+	// a fitted model file (ModelFile) is loaded. Give one or the other.
 	Model *BGNBDParams `yaml:"model,omitempty"`
+	// ModelFile is the path of a model file written by `churnflow fit`
+	// (docs/model.md). The commands read it into Fitted before building the
+	// Engine; empty: none. With a fitted model every member carries
+	// P(alive), the expected bookings of the next 90 days and the CLV, the
+	// retention rule's p_alive reason and value at risk use them, and the
+	// segment is the nearest fitted centre instead of the threshold rules.
+	ModelFile string `yaml:"model_file" json:",omitempty"`
+	// Fitted is the model file ModelFile names, loaded (model.Load). It is
+	// not read from YAML: the caller loads it. Nil: no fitted model.
+	Fitted *model.File `yaml:"-" json:",omitempty"`
 	// Erasure configures how long a deleted member's tombstone is kept so
 	// that late events for it are recognised and ignored.
 	ErasureTombstone Duration `yaml:"erasure_tombstone"`
@@ -420,6 +433,14 @@ func (c *Config) Validate() error {
 		}
 		if m.Unit != "day" && m.Unit != "week" {
 			return bad("model.unit", "must be day or week, got %q", m.Unit)
+		}
+	}
+	if c.Fitted != nil {
+		if c.Model != nil {
+			return bad("model", "give either model (BG/NBD parameters) or a fitted model file (model_file, --model), not both")
+		}
+		if err := c.Fitted.Validate(); err != nil {
+			return bad("model_file", "%v", err)
 		}
 	}
 	if c.ErasureTombstone < 0 {

@@ -51,7 +51,8 @@ type Engine struct {
 	actions      [numAlertTypes]string
 	tombstone    int64
 	crossSell    int64
-	firstRewardN int64 // points from which the first-redemption nudge goes
+	firstRewardN int64   // points from which the first-redemption nudge goes
+	sc           *scorer // the fitted model (Config.Fitted), nil if none
 }
 
 // NewEngine validates cfg and returns an Engine for it.
@@ -60,6 +61,16 @@ func NewEngine(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	g := &Engine{cfg: cfg}
+	switch {
+	case cfg.Fitted != nil:
+		sc, err := newScorer(cfg.Fitted)
+		if err != nil {
+			return nil, fmt.Errorf("config model_file: %w", err)
+		}
+		g.sc = sc
+	case cfg.ModelFile != "":
+		return nil, fmt.Errorf("config model_file: %q is named but not loaded (the command loads it with model.Load into Config.Fitted)", cfg.ModelFile)
+	}
 	g.dormantAfter = make([]int64, len(cfg.Tiers))
 	for i, t := range cfg.Tiers {
 		g.dormantAfter[i] = cfg.Dormancy.After.Seconds()
@@ -202,7 +213,11 @@ func (g *Engine) Snapshot(s *MemberState, now int64) MemberSnapshot {
 	g.sanitize(s)
 	var f figures
 	g.compute(s, now, &f)
-	return g.snapshot(s, &f)
+	m := g.snapshot(s, &f)
+	if g.sc != nil {
+		g.addValues(s, &f, &m)
+	}
+	return m
 }
 
 func (g *Engine) addBooking(s *MemberState, e *Event, now int64) {
@@ -483,9 +498,9 @@ func (g *Engine) retention(s *MemberState, id MemberID, now int64, f *figures, o
 		codes = append(codes, "overdue")
 		text = append(text, fmt.Sprintf("%d days since the last booking, typical gap %.0f days", f.lrfmc.R, f.typicalGap))
 	}
-	if f.hasPAlive && f.pAlive < c.Retention.PAliveThreshold {
+	if p, ok := g.alive(s, f); ok && p < c.Retention.PAliveThreshold {
 		codes = append(codes, "p_alive")
-		text = append(text, fmt.Sprintf("P(alive) %.2f under %.2f", f.pAlive, c.Retention.PAliveThreshold))
+		text = append(text, fmt.Sprintf("P(alive) %.2f under %.2f", p, c.Retention.PAliveThreshold))
 	}
 	if len(codes) == 0 {
 		return out
@@ -502,8 +517,13 @@ func (g *Engine) retention(s *MemberState, id MemberID, now int64, f *figures, o
 	// Value at risk: the member's annual revenue, from the better of the
 	// last year and the baseline, scaled by the chance the member is gone.
 	annual := math.Max(f.revenueF*365/float64(c.Windows.FrequencyDays), f.revenueBaseline*365/float64(c.Windows.BaselineDays))
-	if f.hasPAlive {
-		annual *= 1 - f.pAlive
+	if a.Member.HasCLV {
+		// With a fitted spend model: the lifetime value the member takes
+		// away if gone.
+		annual = a.Member.CLV
+	}
+	if p, ok := g.alive(s, f); ok {
+		annual *= 1 - p
 	}
 	a.ValueAtRisk = math.Round(annual*100) / 100
 	return append(out, a)
@@ -633,7 +653,15 @@ func (g *Engine) nextDue(s *MemberState, f *figures) int64 {
 			if s.RetentionAt != 0 {
 				consider(s.RetentionAt + c.Retention.Cooldown.Seconds())
 			}
-			if m := c.Model; m != nil {
+			if sc := g.sc; sc != nil {
+				x, tx, _ := s.BGNBDStats(clock)
+				if x == 0 {
+					tx = 0
+				}
+				if T := sc.pAliveCrossing(x, tx, c.Retention.PAliveThreshold); !math.IsInf(T, 1) && T < 1e7 {
+					consider(s.FirstBooking + int64(math.Ceil(T*secondsPerDay)))
+				}
+			} else if m := c.Model; m != nil {
 				x, tx, _ := s.BGNBDStats(clock)
 				if T := pAliveCrossing(m, x, tx, c.Retention.PAliveThreshold); !math.IsInf(T, 1) && T < 1e7 {
 					consider(s.FirstBooking + int64(math.Ceil(T*secondsPerDay)))
@@ -645,6 +673,11 @@ func (g *Engine) nextDue(s *MemberState, f *figures) int64 {
 		consider(s.Trips[0].Deadline)
 	}
 	g.valueScoreCrossings(s, f, day)
+	if g.sc != nil && g.sc.seg != nil {
+		if d := g.sc.segmentCrossing(&f.z, f.segIdx); d > 0 {
+			day(f.today + d)
+		}
+	}
 	return best
 }
 
@@ -693,7 +726,7 @@ func (g *Engine) valueScoreCrossings(s *MemberState, f *figures, day func(int32)
 
 // newAlert fills the fields every alert shares.
 func (g *Engine) newAlert(s *MemberState, id MemberID, t AlertType, at int64, f *figures, episode string) Alert {
-	return Alert{
+	a := Alert{
 		ID:          alertID(t, id, episode),
 		Type:        t,
 		MemberID:    id,
@@ -701,9 +734,25 @@ func (g *Engine) newAlert(s *MemberState, id MemberID, t AlertType, at int64, f 
 		Member:      g.snapshot(s, f),
 		Action:      g.actions[t],
 	}
+	// The expectations cost microseconds: only the alerts a retention team
+	// acts on carry them (scoring.go).
+	if g.sc != nil && (t == AlertDormancy || t == AlertReactivated || t == AlertRetention) {
+		g.addValues(s, f, &a.Member)
+	}
+	return a
+}
+
+// addValues fills the fitted model's expected bookings and CLV.
+func (g *Engine) addValues(s *MemberState, f *figures, m *MemberSnapshot) {
+	if !s.has(flagHasBooked) {
+		return
+	}
+	m.ExpectedBookings, m.CLV, m.HasCLV = g.sc.values(s, f.now)
+	m.HasExpected = true
 }
 
 func (g *Engine) snapshot(s *MemberState, f *figures) MemberSnapshot {
+	g.alive(s, f)
 	m := MemberSnapshot{
 		Segment:        s.Segment,
 		Stage:          s.Stage,

@@ -8,6 +8,7 @@ import (
 // state at one instant in a single pass over the booking history.
 type figures struct {
 	today int32
+	now   int64
 
 	recent, baseline int     // bookings in the recent and baseline windows
 	baselineM        float64 // M over the baseline window
@@ -27,6 +28,19 @@ type figures struct {
 	hasPAlive  bool
 	declining  bool
 	overdue    bool
+	pAliveDue  bool       // a fitted model's P(alive) is yet to be computed (Engine.alive)
+	segIdx     int        // nearest fitted centre, with a fitted model's segments
+	z          [5]float64 // the LRFMC z-scores of that model
+}
+
+// alive returns the member's P(alive) and whether there is one, computing
+// a fitted model's on first use.
+func (g *Engine) alive(s *MemberState, f *figures) (float64, bool) {
+	if f.pAliveDue {
+		f.pAliveDue = false
+		f.pAlive, f.hasPAlive = g.sc.pm.PAlive(g.sc.rfm(s, f.now)), true
+	}
+	return f.pAlive, f.hasPAlive
 }
 
 // period is one tier-qualification period.
@@ -64,7 +78,7 @@ func twoDigits(n int) string {
 func (g *Engine) compute(s *MemberState, now int64, f *figures) {
 	c := &g.cfg
 	today := DayOf(now)
-	f.today = today
+	f.today, f.now = today, now
 	recentFrom := today - int32(c.Windows.RecentDays) + 1
 	baselineFrom := recentFrom - int32(c.Windows.BaselineDays)
 	freqFrom := today - int32(c.Windows.FrequencyDays) + 1
@@ -154,7 +168,15 @@ func (g *Engine) compute(s *MemberState, now int64, f *figures) {
 	}
 	f.valueScore = g.valueScore(&f.lrfmc)
 	f.hasPAlive = false
-	if c.Model != nil && s.has(flagHasBooked) {
+	f.pAliveDue = false
+	if sc := g.sc; sc != nil {
+		// Computed on first use (Engine.alive): most evaluations read no
+		// P(alive).
+		f.pAliveDue = s.has(flagHasBooked)
+		if sc.seg != nil {
+			f.segIdx = sc.segmentIndex(&f.lrfmc, &f.z)
+		}
+	} else if c.Model != nil && s.has(flagHasBooked) {
 		x, tx, T := s.BGNBDStats(now)
 		f.pAlive = PAlive(c.Model, x, tx, T)
 		f.hasPAlive = true
@@ -200,8 +222,12 @@ func (g *Engine) valueScore(l *LRFMC) float64 {
 	return num / den
 }
 
-// segmentOf applies the five segment rules in order (docs/rules.md).
+// segmentOf applies the five segment rules in order (docs/rules.md), or,
+// with a fitted model's segments, names the nearest fitted centre.
 func (g *Engine) segmentOf(s *MemberState, f *figures) Segment {
+	if g.sc != nil && g.sc.seg != nil {
+		return g.sc.segOf[f.segIdx]
+	}
 	sc := &g.cfg.Segments
 	l := &f.lrfmc
 	highC := l.HasC && l.C >= sc.HighC

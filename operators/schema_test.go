@@ -343,15 +343,18 @@ func TestAlertsMatchSchema(t *testing.T) {
 	sch := compileSchema(t, alertSchemaPath)
 	withModel := operators.DefaultConfig()
 	withModel.Model = &operators.BGNBDParams{R: 0.25, Alpha: 4, A: 0.8, B: 2.4, Unit: "week"}
+	withFitted := operators.DefaultConfig()
+	withFitted.Fitted = benchFitted()
 	configs := []struct {
 		name string
 		cfg  operators.Config
 	}{
 		{"default", operators.DefaultConfig()},
 		{"with model", withModel},
+		{"with fitted model", withFitted},
 	}
 	seen := map[string]int{}
-	withPAlive := 0
+	withPAlive, withCLV := 0, 0
 	for _, c := range configs {
 		g, err := operators.NewEngine(c.cfg)
 		if err != nil {
@@ -363,6 +366,9 @@ func TestAlertsMatchSchema(t *testing.T) {
 				seen[a.Type.String()]++
 				if bytes.Contains(b, []byte(`"p_alive":`)) {
 					withPAlive++
+				}
+				if bytes.Contains(b, []byte(`"clv":`)) && bytes.Contains(b, []byte(`"expected_bookings_90d":`)) {
+					withCLV++
 				}
 				if err := schemaCheck(sch, b); err != nil {
 					t.Errorf("%s, %s: alert does not match alert.schema.json:\n%s\n%v", c.name, sc.name, b, err)
@@ -378,7 +384,10 @@ func TestAlertsMatchSchema(t *testing.T) {
 	if withPAlive == 0 {
 		t.Error("no alert carried p_alive")
 	}
-	t.Logf("alerts validated by type: %v (%d with p_alive)", seen, withPAlive)
+	if withCLV == 0 {
+		t.Error("no alert carried clv and expected_bookings_90d")
+	}
+	t.Logf("alerts validated by type: %v (%d with p_alive, %d with clv)", seen, withPAlive, withCLV)
 }
 
 // TestAlertSchemaRejectsWrongAlerts makes sure the schema is not vacuous:
@@ -402,6 +411,8 @@ func TestAlertSchemaRejectsWrongAlerts(t *testing.T) {
 		{"unknown reason code", `"reasons":["overdue"]`, `"reasons":["bored"]`},
 		{"undocumented property", `"schema_version":1`, `"schema_version":1,"extra":true`},
 		{"value_at_risk on dormancy", `"type":"retention"`, `"type":"dormancy"`},
+		{"negative clv", `"value_score":0.5`, `"value_score":0.5,"clv":-1`},
+		{"expected bookings as text", `"value_score":0.5`, `"value_score":0.5,"expected_bookings_90d":"2"`},
 	} {
 		bad := strings.Replace(good, c.from, c.to, 1)
 		if bad == good {

@@ -41,6 +41,11 @@ type MemberJSON struct {
 	LRFMC          LRFMCJSON `json:"lrfmc"`
 	ValueScore     float64   `json:"value_score"`
 	PAlive         *float64  `json:"p_alive,omitempty"`
+	// With a fitted model (docs/model.md): expected bookings in the next 90
+	// days, rounded to thousandths, and the customer lifetime value,
+	// rounded to hundredths.
+	ExpectedBookings90d *float64 `json:"expected_bookings_90d,omitempty"`
+	CLV                 *float64 `json:"clv,omitempty"`
 }
 
 // LRFMCJSON is the wire form of the LRFMC figures; R and C are null when
@@ -101,6 +106,14 @@ func (a *Alert) Wire(emittedAt int64) AlertJSON {
 	if m.HasPAlive {
 		p := math.Round(m.PAlive*1000) / 1000
 		w.Member.PAlive = &p
+	}
+	if m.HasExpected {
+		e := math.Round(m.ExpectedBookings*1000) / 1000
+		w.Member.ExpectedBookings90d = &e
+	}
+	if m.HasCLV {
+		c := round2(m.CLV)
+		w.Member.CLV = &c
 	}
 	if a.Type == AlertRetention {
 		v := a.ValueAtRisk
@@ -185,6 +198,14 @@ func (a *Alert) AppendJSON(dst []byte, emittedAt int64) []byte {
 	if m.HasPAlive {
 		dst = append(dst, `,"p_alive":`...)
 		dst = appendJSONFloat(dst, math.Round(m.PAlive*1000)/1000)
+	}
+	if m.HasExpected {
+		dst = append(dst, `,"expected_bookings_90d":`...)
+		dst = appendJSONFloat(dst, math.Round(m.ExpectedBookings*1000)/1000)
+	}
+	if m.HasCLV {
+		dst = append(dst, `,"clv":`...)
+		dst = appendJSONFloat(dst, round2(m.CLV))
 	}
 	dst = append(dst, '}')
 	if a.Action != "" {

@@ -6,16 +6,21 @@ import (
 	"os"
 	"reflect"
 	"testing"
+
+	"github.com/churnflow/churnflow/model"
 )
 
 // TestAlertAppendJSONMatchesWire: the hand-written encoder writes the same
 // document as encoding/json over AlertJSON, for every alert the golden
 // scenario produces (with and without a model, so p_alive is covered).
 func TestAlertAppendJSONMatchesWire(t *testing.T) {
-	for _, withModel := range []bool{false, true} {
+	for _, withModel := range []int{0, 1, 2} {
 		cfg := DefaultConfig()
-		if withModel {
+		switch withModel {
+		case 1:
 			cfg.Model = &BGNBDParams{R: 0.24, Alpha: 4.41, A: 0.79, B: 2.43, Unit: "week"}
+		case 2:
+			cfg.Fitted = testFitted(model.NameMBGNBD)
 		}
 		g, err := NewEngine(cfg)
 		if err != nil {
