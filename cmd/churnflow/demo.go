@@ -24,6 +24,7 @@ type demoFlags struct {
 	perSecond    int
 	summaryEvery time.Duration
 	logLevel     string
+	model        string
 }
 
 func newDemoCmd(s streams) *cobra.Command {
@@ -67,7 +68,8 @@ is --api-token, or a random one printed at the start.`,
 			demo.DefaultNow.Format(time.DateOnly), demo.MaxRecords),
 		Example: `  go run ./cmd/churnflow demo
   churnflow demo --duration 30s --members 2000
-  churnflow demo --speed 432000 --duration 20s   # five days a second`,
+  churnflow demo --speed 432000 --duration 20s   # five days a second
+  churnflow demo --model model.json             # score with a fitted model (churnflow fit)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd, s, f) },
 	}
@@ -83,6 +85,7 @@ is --api-token, or a random one printed at the start.`,
 	fl.IntVar(&f.perSecond, "alerts-per-second", f.perSecond, "most alert lines printed a second (0: none; the others are counted)")
 	fl.DurationVar(&f.summaryEvery, "summary-every", f.summaryEvery, "how often to print the summary")
 	fl.Var(newChoice(&f.logLevel, "warn", logLevels...), "log-level", "level of the pipeline's logs (on standard error)")
+	fl.StringVar(&f.model, "model", "", "model file written by churnflow fit: score members with it (P(alive), expected bookings, CLV, fitted segments)")
 	return cmd
 }
 
@@ -111,6 +114,14 @@ func runDemo(cmd *cobra.Command, s streams, f *demoFlags) error {
 			return usagef("--members, --duration, --speed: %v", err)
 		}
 		return usagef("%v", err)
+	}
+	if f.model != "" {
+		m, err := readModelFile("--model", f.model)
+		if err != nil {
+			return err
+		}
+		cfg.Model = m
+		fmt.Fprintf(s.err, "churnflow: %s\n", fittedSummary(m))
 	}
 	if cmd.Flags().Changed("http") {
 		cfg.HTTP, cfg.APIToken = f.http, f.apiToken

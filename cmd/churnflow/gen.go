@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/churnflow/churnflow/internal/gen"
+	"github.com/churnflow/churnflow/model"
 	"github.com/churnflow/churnflow/operators"
 	"github.com/churnflow/churnflow/pipeline"
 )
@@ -32,6 +33,11 @@ type genFlags struct {
 	rate          float64
 	// config secures --brokers: its kafka.tls and kafka.sasl sections.
 	config string
+	// How members book: a purchase model and its parameters, or a model
+	// file's chosen model.
+	purchaseModel  string
+	purchaseParams string
+	model          string
 }
 
 func newGenCmd(s streams) *cobra.Command {
@@ -47,6 +53,12 @@ out for good after each booking), cancel, use the app, earn and redeem points,
 change tier. With --bad-rate a share of malformed records is mixed in. The
 same flags give the same bytes.
 
+How members book is a purchase model with known parameters, so that
+"churnflow fit" can be checked against them (docs/model.md): BG/NBD by
+default, MBG/NBD with --purchase-model mbgnbd, parameters with
+--purchase-params r,alpha,a,b (alpha in days), or the model a model file
+chose with --model.
+
 With --brokers the records are produced to the input topics of a Kafka
 cluster instead (bookings and cancellations to --topic-bookings, everything
 else to --topic-activity), keyed by member id, each value the JSON line (or a
@@ -58,7 +70,9 @@ CHURNFLOW_KAFKA_SASL_* variables; the file's other settings are not used.`,
 		Example: `  churnflow gen --members 10000 --days 730 --out events.jsonl
   churnflow gen --members 500 --bad-rate 0.01 --seed 7 --out - | churnflow replay --input -
   churnflow gen --members 10000 --brokers 127.0.0.1:9092 --rate 5000
-  churnflow gen --members 1000 --brokers kafka-1:9093 --config churnflow.yaml`,
+  churnflow gen --members 1000 --brokers kafka-1:9093 --config churnflow.yaml
+  churnflow gen --members 20000 --days 730 --purchase-model mbgnbd --purchase-params 0.5,45,0.6,10 --out events.jsonl
+  churnflow gen --members 20000 --days 730 --model model.json --out events.jsonl`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runGen(cmd, s, f) },
 	}
@@ -76,6 +90,9 @@ CHURNFLOW_KAFKA_SASL_* variables; the file's other settings are not used.`,
 	fl.StringVar(&f.topicActivity, "topic-activity", topics.Activity, "topic of every other event (with --brokers)")
 	fl.Float64Var(&f.rate, "rate", 0, "events per second to produce (with --brokers; 0: as fast as possible)")
 	fl.StringVar(&f.config, "config", "", "configuration file whose kafka.tls and kafka.sasl sections secure --brokers (see deploy/churnflow.example.yaml)")
+	fl.Var(newChoice(&f.purchaseModel, model.NameBGNBD, model.NameBGNBD, model.NameMBGNBD), "purchase-model", "how members book: bgnbd (drop out only after a repeat booking) or mbgnbd (after any booking)")
+	fl.StringVar(&f.purchaseParams, "purchase-params", "", fmt.Sprintf("r,alpha,a,b of --purchase-model, alpha in days (default %s)", formatPurchases(def.Purchases)))
+	fl.StringVar(&f.model, "model", "", "draw members from the purchase model a model file chose (churnflow fit; week units are converted to days) instead of --purchase-model and --purchase-params")
 	return cmd
 }
 
@@ -93,6 +110,9 @@ func runGen(cmd *cobra.Command, s streams, f *genFlags) error {
 	cfg := gen.DefaultConfig()
 	cfg.Members, cfg.Start, cfg.Days, cfg.Seed, cfg.BadRate = f.members, f.start, f.days, uint64(f.seed), f.badRate
 	cfg.Tiers = operators.DefaultConfig().Tiers
+	if cfg.Purchases, err = genPurchases(cmd, f, cfg.Purchases); err != nil {
+		return err
+	}
 	if err := cfg.Validate(); err != nil {
 		return usagef("%v", err)
 	}
@@ -350,4 +370,50 @@ func explainGenWriteError(k *KafkaConfig, err error) error {
 		return fmt.Errorf("gen: produce to %s: %s: %w", strings.Join(brokers, ","), hint, err)
 	}
 	return fmt.Errorf("gen: produce to %s: %w", strings.Join(brokers, ","), err)
+}
+
+// formatPurchases writes purchase parameters as --purchase-params takes them.
+func formatPurchases(p gen.BGNBD) string {
+	return strconv.FormatFloat(p.R, 'g', -1, 64) + "," + strconv.FormatFloat(p.Alpha, 'g', -1, 64) + "," +
+		strconv.FormatFloat(p.A, 'g', -1, 64) + "," + strconv.FormatFloat(p.B, 'g', -1, 64)
+}
+
+// genPurchases applies --purchase-model, --purchase-params and --model to
+// the generator's default purchase parameters.
+func genPurchases(cmd *cobra.Command, f *genFlags, def gen.BGNBD) (gen.BGNBD, error) {
+	if f.model != "" {
+		if cmd.Flags().Changed("purchase-model") || cmd.Flags().Changed("purchase-params") {
+			return def, usagef("--model: give either a model file or --purchase-model and --purchase-params, not both")
+		}
+		m, err := readModelFile("--model", f.model)
+		if err != nil {
+			return def, err
+		}
+		pm, err := m.Purchase()
+		if err != nil {
+			return def, usagef("--model %s: %v", f.model, err)
+		}
+		p, err := gen.PurchasesFromModel(pm, m.Unit)
+		if err != nil {
+			return def, usagef("--model %s: %v", f.model, err)
+		}
+		return p, nil
+	}
+	p := def
+	if f.purchaseParams != "" {
+		parts := strings.Split(f.purchaseParams, ",")
+		var v [4]float64
+		ok := len(parts) == 4
+		for i := 0; ok && i < 4; i++ {
+			x, err := strconv.ParseFloat(strings.TrimSpace(parts[i]), 64)
+			ok = err == nil && x > 0 && !math.IsInf(x, 0)
+			v[i] = x
+		}
+		if !ok {
+			return def, usagef("--purchase-params: %q; give four positive numbers r,alpha,a,b with alpha in days (example: %s)", f.purchaseParams, formatPurchases(def))
+		}
+		p = gen.BGNBD{R: v[0], Alpha: v[1], A: v[2], B: v[3]}
+	}
+	p.Modified = f.purchaseModel == model.NameMBGNBD
+	return p, nil
 }

@@ -29,6 +29,7 @@ var inspectMemory = state.DefaultOptions("").MemoryBudget
 type inspectFlags struct {
 	state  string
 	config string
+	model  string
 	json   bool
 }
 
@@ -53,7 +54,8 @@ must not be in use: stop the process that holds it, or inspect a copy.`,
 		Long: `member finds the member in any partition of the store and prints its state as
 one JSON object: tier, region, account manager, segment, stage, dormancy, the
 LRFMC figures and value score as of the member's clock (under the rules of
---config, default the built-in ones), the clock and next timer (due), bookings,
+--config, default the built-in ones; with --model also P(alive), the expected
+bookings of the next 90 days and the CLV), the clock and next timer (due), bookings,
 booking days, points balance, booking history length and open trips. An
 unknown member exits with code 1.`,
 		Example: `  churnflow inspect member M0042 --state replay-state`,
@@ -63,6 +65,7 @@ unknown member exits with code 1.`,
 		},
 	}
 	member.Flags().StringVar(&f.config, "config", "", "rules configuration YAML for the figures (default: the built-in defaults)")
+	member.Flags().StringVar(&f.model, "model", "", "model file written by churnflow fit: adds P(alive), expected bookings and CLV, and the fitted segment")
 
 	stats := &cobra.Command{
 		Use:   "stats --state DIR",
@@ -104,7 +107,7 @@ func openInspected(dir string) (*state.Store, error) {
 
 // runInspectMember prints the member's operators.MemberReport as JSON.
 func runInspectMember(s streams, f *inspectFlags, id operators.MemberID) (retErr error) {
-	engine, err := loadEngine(f.config)
+	engine, err := loadEngine(f.config, f.model)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ type replayFlags struct {
 	format     string
 	csvMap     string
 	config     string
+	model      string
 	until      time.Time
 	out        string
 	rejects    string
@@ -66,7 +67,8 @@ same input and settings are required to resume.`,
   churnflow replay --input events.jsonl.gz --out alerts.jsonl --rejects rejects.jsonl --summary json
   churnflow replay --input export.csv --csv-map cmd/churnflow/testdata/sample-csv-map.yaml
   zcat events.jsonl.gz | churnflow replay --input - --progress never
-  churnflow replay --input events.jsonl.gz --state replay-state --out alerts.jsonl`,
+  churnflow replay --input events.jsonl.gz --state replay-state --out alerts.jsonl
+  churnflow replay --input events.jsonl --model model.json --out alerts.jsonl`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runReplay(cmd, s, f)
@@ -78,6 +80,7 @@ same input and settings are required to resume.`,
 	fl.Var(newChoice(&f.format, "auto", "auto", "jsonl", "csv"), "format", "input format; auto: gzip by magic bytes, then JSONL if the data starts with '{', else CSV")
 	fl.StringVar(&f.csvMap, "csv-map", "", "YAML mapping of CSV columns to event fields (columns, constants, time_layout, time_zone, delimiter)")
 	fl.StringVar(&f.config, "config", "", "rules configuration YAML (default: the built-in defaults)")
+	fl.StringVar(&f.model, "model", "", "model file written by churnflow fit: P(alive), expected bookings, CLV and fitted segments (docs/model.md; config rules.model_file)")
 	fl.Var(timeValue{&f.until}, "until", "event time to replay up to: later events are skipped, timers due until then fire (default: the last event's time)")
 	fl.StringVar(&f.out, "out", "", `alerts file, one JSON object per line (default: standard output); with --state, written in place, and appended to when --state holds progress (resume)`)
 	fl.StringVar(&f.rejects, "rejects", "", "file for rejected records, one JSON object per line (default: only counted)")
@@ -99,9 +102,12 @@ func runReplay(cmd *cobra.Command, s streams, f *replayFlags) (retErr error) {
 	if err != nil {
 		return usagef("--format: %v", err)
 	}
-	engine, err := loadEngine(f.config)
+	engine, err := loadEngine(f.config, f.model)
 	if err != nil {
 		return err
+	}
+	if m := engine.Config().Fitted; m != nil {
+		fmt.Fprintf(s.err, "churnflow: %s\n", fittedSummary(m))
 	}
 	var mapping replay.CSVMapping
 	if f.csvMap != "" {
@@ -314,10 +320,14 @@ func loadRulesConfig(path string) (operators.Config, error) {
 	return cfg, nil
 }
 
-// loadEngine builds the rules engine from --config (the defaults when empty).
-func loadEngine(path string) (*operators.Engine, error) {
+// loadEngine builds the rules engine from --config (the defaults when
+// empty) and the fitted model of --model or the rules' model_file.
+func loadEngine(path, modelPath string) (*operators.Engine, error) {
 	rules, err := loadRulesConfig(path)
 	if err != nil {
+		return nil, err
+	}
+	if err := applyModelFile(&rules, modelPath); err != nil {
 		return nil, err
 	}
 	engine, err := operators.NewEngine(rules)

@@ -72,7 +72,7 @@ on the command line wins over the environment.`,
 	root.SetErr(s.err)
 	root.SetFlagErrorFunc(flagError)
 	root.CompletionOptions.HiddenDefaultCmd = true
-	root.AddCommand(newDemoCmd(s), newReplayCmd(s), newGenCmd(s), newBrokerCmd(s), newRunCmd(s), newInspectCmd(s),
+	root.AddCommand(newDemoCmd(s), newReplayCmd(s), newGenCmd(s), newBrokerCmd(s), newRunCmd(s), newInspectCmd(s), newFitCmd(s),
 		newBenchCmd(s), newBenchPhaseCmd(s))
 	return root
 }

@@ -146,7 +146,7 @@ and exits.`,
 			fl.Lookup(k.name).NoOptDefVal = "true"
 		}
 	}
-	fl.StringVar(&f.model, "model", "", "BG/NBD model file (YAML: r, alpha, a, b, unit); sets rules.model")
+	fl.StringVar(&f.model, "model", "", "model file written by churnflow fit (sets rules.model_file; docs/model.md), or a YAML file of BG/NBD parameters r, alpha, a, b, unit (sets rules.model)")
 	fl.BoolVar(&f.printConfig, "print-config", false, "print the effective configuration as YAML (secrets masked) and exit")
 	return cmd
 }
@@ -165,9 +165,12 @@ func (f *runFlags) settings(cmd *cobra.Command) ([]setting, error) {
 		if err != nil {
 			return nil, usagef("--model: cannot read %q: %v", f.model, errors.Unwrap(err))
 		}
+		if isModelFile(data) { // written by churnflow fit: loaded after the configuration
+			return append(out, scalarSetting("--model "+f.model, "rules.model_file", f.model)), nil
+		}
 		var doc yaml.Node
 		if err := yaml.Unmarshal(data, &doc); err != nil || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
-			return nil, usagef("--model %s: not a model (want YAML with r, alpha, a, b and unit)", f.model)
+			return nil, usagef("--model %s: not a model (want a model file written by churnflow fit, or YAML with r, alpha, a, b and unit)", f.model)
 		}
 		out = append(out, setting{source: "--model " + f.model, key: "rules.model", node: doc.Content[0]})
 	}
@@ -181,6 +184,9 @@ func runRun(cmd *cobra.Command, s streams, f *runFlags) (err error) {
 	}
 	cfg, err := loadConfig(f.config, s.getenv, flags)
 	if err != nil {
+		return err
+	}
+	if err := applyModelFile(&cfg.Rules, ""); err != nil {
 		return err
 	}
 	if f.printConfig {
@@ -219,6 +225,10 @@ func runRun(cmd *cobra.Command, s streams, f *runFlags) (err error) {
 			return nil
 		}
 		return err
+	}
+	if m := cfg.Rules.Fitted; m != nil {
+		log.Info().Str("model", m.Chosen).Str("unit", m.Unit).Time("calibration_end", m.CalibrationEnd).Bool("segments", m.Segments != nil).
+			Bool("clv", m.GammaGamma != nil).Msg("fitted model loaded")
 	}
 	log.Info().Strs("brokers", pcfg.Brokers).Str("group", pcfg.Group).Str("security", cfg.Kafka.security()).Str("state", cfg.State.Dir).
 		Str("memory_budget", cfg.State.MemoryBudget.String()).Msg("churnflow run: start")

@@ -16,6 +16,7 @@ import (
 	"github.com/churnflow/churnflow/internal/devbroker"
 	"github.com/churnflow/churnflow/internal/gen"
 	"github.com/churnflow/churnflow/internal/httpapi"
+	"github.com/churnflow/churnflow/model"
 	"github.com/churnflow/churnflow/operators"
 	"github.com/churnflow/churnflow/pipeline"
 	"github.com/churnflow/churnflow/state"
@@ -63,6 +64,9 @@ type Config struct {
 	HTTP string
 	// APIToken is the member API's bearer token (with HTTP).
 	APIToken string
+	// Model is a fitted model (churnflow fit) the rules score members with
+	// (operators.Config.Fitted). Nil: the threshold rules.
+	Model *model.File
 }
 
 // Defaults of Config.
@@ -207,6 +211,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (res Result, err error)
 	}()
 
 	rules := operators.DefaultConfig()
+	rules.Fitted = cfg.Model
 	engine, err := operators.NewEngine(rules)
 	if err != nil {
 		return res, fmt.Errorf("rules: %w", err)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/churnflow/churnflow/model"
 	"github.com/churnflow/churnflow/operators"
 )
 
@@ -48,8 +49,8 @@ type Config struct {
 
 	// Purchases are the BG/NBD parameters of flight bookings, in days: each
 	// member books as a Poisson process with rate λ ~ Gamma(R, Alpha) and,
-	// after each repeat booking, drops out for good with probability
-	// p ~ Beta(A, B). Default R 0.5, Alpha 45 (mean 4 bookings a year,
+	// after each repeat booking (with Modified, after every booking),
+	// drops out for good with probability p ~ Beta(A, B). Default R 0.5, Alpha 45 (mean 4 bookings a year,
 	// heavy-tailed), A 0.6, B 10 (mean p 0.057).
 	Purchases BGNBD
 }
@@ -60,6 +61,31 @@ type Config struct {
 type BGNBD struct {
 	R, Alpha float64 // purchase rate λ ~ Gamma(shape R, rate Alpha)
 	A, B     float64 // dropout probability p ~ Beta(A, B)
+	// Modified draws from the MBG/NBD model (Batislam et al. 2007)
+	// instead: a member may also drop out right after the first booking.
+	// Default false (BG/NBD).
+	Modified bool
+}
+
+// PurchasesFromModel returns the generator's purchase parameters (in days)
+// for a fitted purchase model in the given unit ("day" or "week"): r, a and
+// b carry over, α (a rate's scale) is multiplied by the days in the unit.
+func PurchasesFromModel(pm model.Purchase, unit string) (BGNBD, error) {
+	days := 1.0
+	switch unit {
+	case model.UnitDay:
+	case model.UnitWeek:
+		days = 7
+	default:
+		return BGNBD{}, fmt.Errorf("gen: unknown model time unit %q, want %q or %q", unit, model.UnitDay, model.UnitWeek)
+	}
+	switch p := pm.(type) {
+	case model.BGNBD:
+		return BGNBD{R: p.R, Alpha: p.Alpha * days, A: p.A, B: p.B}, nil
+	case model.MBGNBD:
+		return BGNBD{R: p.R, Alpha: p.Alpha * days, A: p.A, B: p.B, Modified: true}, nil
+	}
+	return BGNBD{}, fmt.Errorf("gen: unknown purchase model %q", pm.Name())
 }
 
 // DefaultConfig returns the documented defaults.

@@ -281,8 +281,8 @@ func (s *Stream) book(m *member, e *operators.Event, t int64) {
 	}
 
 	// BG/NBD: after a repeat purchase the member drops out with
-	// probability p and never comes back.
-	if m.buys > 1 && r.chance(m.p) {
+	// probability p and never comes back; MBG/NBD: after the first one too.
+	if (m.buys > 1 || s.cfg.Purchases.Modified) && r.chance(m.p) {
 		m.stop()
 		m.dropped = t
 		s.stats.DroppedOut++

@@ -162,6 +162,11 @@ func (s *Stream) initMember(i, width int) {
 		m.enrolAt = s.start - 1 - int64(age)
 		// BG/NBD: dropouts come at rate λp, so P(alive) = exp(−λ p age).
 		m.alive = r.chance(math.Exp(-m.lambda * m.p * age))
+		if s.cfg.Purchases.Modified && m.alive {
+			// MBG/NBD: the first booking, before the span, was a chance
+			// to drop out too.
+			m.alive = !r.chance(m.p)
+		}
 		m.buys = 1 + uint32(min(1e6, m.lambda*age))
 		if m.alive {
 			m.tier = expected

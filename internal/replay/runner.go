@@ -61,6 +61,11 @@ type Config struct {
 	// Clock gives the wall time for Summary.Duration (nil: time.Now). Event
 	// processing never reads it.
 	Clock func() time.Time
+	// Observe, if not nil, is called with every valid event as it is read,
+	// in input order (not time order), including the events after Until,
+	// which are not applied. The event is reused after the call returns.
+	// `churnflow fit` counts the hold-out period's bookings with it.
+	Observe func(e *operators.Event)
 
 	// afterCommit, if not nil, is called by a durable run at each step of
 	// writing out a committed batch (tests stop the run there with an
@@ -289,6 +294,9 @@ func (r *runner) read(ctx context.Context, rr recordReader) error {
 			continue
 		}
 		r.sum.Events++
+		if r.cfg.Observe != nil {
+			r.cfg.Observe(&ev)
+		}
 		if r.hasUntil && ev.OccurredAt > r.until {
 			r.sum.AfterUntil++
 			continue
