@@ -1,8 +1,8 @@
 package pipeline
 
 import (
-	"sync/atomic"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
