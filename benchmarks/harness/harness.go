@@ -94,6 +94,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("bench: --latency-rate must be positive")
 	case c.LatencyFor < time.Second:
 		return fmt.Errorf("bench: --latency-for %v: give at least 1s", c.LatencyFor)
+	case c.Peer && len(c.Brokers) == 0:
+		return fmt.Errorf("bench: --kstreams needs --brokers (a real Kafka cluster, such as scripts/kafka-local.sh's): Kafka Streams cannot create its internal topics on the embedded broker")
 	case c.TimersDue < 1 || c.TimersSmall < 1 || c.TimersLarge < c.TimersSmall:
 		return fmt.Errorf("bench: timer sizes: due %d, small %d, large %d: want positive and large ≥ small", c.TimersDue, c.TimersSmall, c.TimersLarge)
 	}

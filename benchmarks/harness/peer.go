@@ -164,14 +164,17 @@ func readDormancy(ctx context.Context, brokers []string, topic, memberField, atF
 	return set, err
 }
 
-// buildPeer builds the peer's jar with Maven when it is missing, into the
-// repository's .cache/m2, and returns its path.
+// buildPeer builds the peer's jar with Maven (dependencies in the
+// repository's .cache/m2) when it is missing or older than its sources, and
+// returns its path.
 func buildPeer(ctx context.Context, dir string, progress interface{ Write([]byte) (int, error) }) (string, error) {
 	if dir == "" {
 		return "", fmt.Errorf("kstreams peer: no directory (benchmarks/peers/kafka-streams)")
 	}
 	jar := filepath.Join(dir, PeerJar)
-	if _, err := os.Stat(jar); err == nil {
+	if fresh, err := jarFresh(dir, jar); err != nil {
+		return "", err
+	} else if fresh {
 		return jar, nil
 	}
 	repo, err := filepath.Abs(filepath.Join(dir, "..", "..", "..", ".cache", "m2"))
@@ -188,4 +191,30 @@ func buildPeer(ctx context.Context, dir string, progress interface{ Write([]byte
 		fmt.Fprintf(progress, "bench: kstreams: built %s\n", jar)
 	}
 	return jar, nil
+}
+
+// jarFresh reports whether jar exists and is newer than the pom and every
+// source file under dir/src.
+func jarFresh(dir, jar string) (bool, error) {
+	st, err := os.Stat(jar)
+	if err != nil {
+		return false, nil
+	}
+	newest := time.Time{}
+	err = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Name() == "target" {
+			return filepath.SkipDir
+		}
+		if info, err := d.Info(); err == nil && !d.IsDir() && info.ModTime().After(newest) {
+			newest = info.ModTime()
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("kafka streams peer sources: %w", err)
+	}
+	return st.ModTime().After(newest), nil
 }
