@@ -75,6 +75,7 @@ type partState struct {
 	dueMark atomic.Int64
 	seen    seenFilter  // answers most dedup checks without Badger
 	outbox  outboxIndex // pending records of packed outbox entries
+	buffers sync.Pool   // *batchBuffers of committed batches, for the next
 	handle  PartitionStore
 }
 

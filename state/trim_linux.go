@@ -27,8 +27,8 @@ func tableDir(dir string) string {
 }
 
 // trimTables asks the kernel to reclaim the resident pages of this process's
-// memory maps of the table (.sst) files in dir (as tableDir gives it), and
-// returns how many maps it advised.
+// memory maps of the table (.sst) and value-log (.vlog) files in dir (as
+// tableDir gives it), and returns how many maps it advised.
 //
 // Why: Badger writes every new table through a shared memory map of the
 // file and keeps it mapped until the table is compacted away, so without
@@ -36,7 +36,10 @@ func tableDir(dir string) string {
 // LSM tree (about 220 MiB for 1 M members). They are clean page-cache pages
 // (Badger msyncs a table after writing it), so reclaiming them loses
 // nothing; a later read faults them back in from the page cache or the
-// disk. MADV_PAGEOUT is safe even if a table is unmapped, and its address
+// disk. The value log holds the packed outbox entries (outboxpack.go),
+// written through its map and read back only after a restart: its pages
+// would otherwise stay resident too, up to a 256 MiB file each (dirty ones
+// are written back first, as the kernel would anyway). MADV_PAGEOUT is safe even if a table is unmapped, and its address
 // reused, between reading the maps and the call: on anonymous memory it
 // can only push pages to swap, never drop their contents (unlike
 // MADV_DONTNEED). Errors are ignored: older kernels (EINVAL) simply keep
@@ -59,7 +62,7 @@ func trimTables(dir string) int {
 			continue
 		}
 		path := strings.TrimSpace(line[i:])
-		if !strings.HasPrefix(path, dir) || !strings.HasSuffix(path, ".sst") {
+		if !strings.HasPrefix(path, dir) || !(strings.HasSuffix(path, ".sst") || strings.HasSuffix(path, ".vlog")) {
 			continue
 		}
 		rng, _, _ := strings.Cut(line, " ")

@@ -112,10 +112,17 @@ func (c *child) result(ctx context.Context, timeout time.Duration) (PhaseResult,
 	return res, u, err
 }
 
-// stop sends SIGTERM and waits for the exit.
+// stop sends SIGTERM and waits for the exit. An exit status of 143 (128 +
+// SIGTERM: how the JVM exits after running its shutdown hooks) is a clean
+// stop, as is death by the signal itself.
 func (c *child) stop(ctx context.Context, timeout time.Duration) (usage, error) {
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	return c.wait(ctx, timeout)
+	u, err := c.wait(ctx, timeout)
+	var exit *exec.ExitError
+	if errors.As(c.waitErr, &exit) && exit.ExitCode() == 128+int(syscall.SIGTERM) {
+		err = nil
+	}
+	return u, err
 }
 
 // wait waits for the exit and returns the child's resource usage.

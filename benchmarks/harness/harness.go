@@ -115,6 +115,11 @@ type Result struct {
 	GoVersion  string `json:"go_version"`
 	CPUs       int    `json:"cpus"`
 	StartedAt  string `json:"started_at"`
+	// LoadBefore and LoadAfter are the machine's load averages (1, 5, 15
+	// minutes) when the run started and ended: other work on the machine
+	// shows in them.
+	LoadBefore string `json:"load_before,omitempty"`
+	LoadAfter  string `json:"load_after,omitempty"`
 
 	RawConsumeEventsPerSec float64 `json:"raw_consume_events_per_sec"`
 	FloorEventsPerSec      float64 `json:"floor_events_per_sec"`
@@ -160,7 +165,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	h := &run{cfg: cfg, res: &Result{Commit: cfg.Commit, Quick: cfg.Quick, Members: cfg.Members, Events: cfg.Events,
 		Partitions: cfg.Partitions, GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
 		StartedAt: time.Now().UTC().Format(time.RFC3339), CPUSecondsPerMillion: map[string]float64{},
-		PeakRSSByPhase: map[string]int64{}}}
+		PeakRSSByPhase: map[string]int64{}, LoadBefore: loadAverage()}}
+	defer func() { h.res.LoadAfter = loadAverage() }()
 	if cfg.WorkDir == "" {
 		dir, err := os.MkdirTemp("", "churnflow-bench-")
 		if err != nil {
@@ -445,4 +451,17 @@ func (h *run) closeBroker() {
 func benchTopics(prefix string) pipeline.Topics {
 	return pipeline.Topics{Bookings: prefix + "bookings", Activity: prefix + "activity", Dormancy: prefix + "dormancy",
 		Retention: prefix + "retention", Nudges: prefix + "nudges", Segments: prefix + "segments", DeadLetter: prefix + "dlq"}
+}
+
+// loadAverage returns the first three fields of /proc/loadavg, or "".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
