@@ -65,7 +65,9 @@ echo "confluent-kafka: $("$CHURNFLOW_PYTHON" -c 'import confluent_kafka as c; pr
 step "go test"
 # CHURNFLOW_REAL_KAFKA=1: the real Apache Kafka tests run too; their harness
 # (internal/kafkatest, scripts/kafka-local.sh) fetches the broker's jars from
-# Maven Central into .cache/kafka the first time.
+# Maven Central into .cache/kafka the first time, and the Kafka Streams
+# peer (benchmarks/peers/kafka-streams) is built with Maven, its
+# dependencies in .cache/m2.
 CHURNFLOW_REAL_KAFKA=1 go test -count=1 ./...
 
 step "race detector on the concurrent packages"
@@ -78,6 +80,14 @@ if [ ${#race_pkgs[@]} -gt 0 ]; then
 else
 	echo "no concurrent packages yet"
 fi
+
+step "benchmark harness, quick profile (reports figures; asserts none)"
+# churnflow bench --quick: every phase on a small data set and the embedded
+# broker, so that the harness cannot rot. Its figures are for the log, not a
+# gate: CI machines are shared and noisy (docs/performance.md). The Kafka
+# Streams peer's agreement with churnflow is checked by
+# TestPeerAgreesOnRealKafka (benchmarks/harness) in the go test step above.
+go run ./cmd/churnflow bench --quick
 
 step "fuzz (${FUZZTIME} each)"
 for target in FuzzDecode FuzzDecodeJSONGrammar FuzzStateCodec; do

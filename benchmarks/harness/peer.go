@@ -98,7 +98,7 @@ func (h *run) peer(ctx context.Context) error {
 
 	// Agreement on the dormancy alerts.
 	cutoff := h.data.last - int64(pipeline.DefaultLateness.Seconds()) - 86400
-	ours, err := readDormancy(ctx, h.brokers, h.topics.Dormancy, "member_id", "triggered_at", "", cutoff)
+	ours, err := readDormancy(ctx, h.brokers, h.topics.Dormancy, "member_id", "triggered_at", "dormancy", cutoff) // the topic also carries reactivated alerts
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,107 @@
+package harness
+
+import (
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/churnflow/churnflow/internal/kafkatest"
+)
+
+// buildChurnflow builds the churnflow binary the phases run as.
+func buildChurnflow(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "churnflow")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/churnflow/churnflow/cmd/churnflow").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// tinyConfig is a profile small enough for a test: every phase runs, on a
+// few thousand events.
+func tinyConfig(t *testing.T) Config {
+	c := QuickConfig()
+	c.Bin = buildChurnflow(t)
+	c.Members, c.Events, c.Partitions = 2000, 30_000, 4
+	c.LatencyRate, c.LatencyFor = 2000, 2*time.Second
+	c.TimersSmall, c.TimersLarge, c.TimersDue = 500, 5000, 100
+	c.WorkDir = t.TempDir()
+	c.Progress = testWriter{t}
+	return c
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
+
+// checkFigures checks that every phase reported (not how fast).
+func checkFigures(t *testing.T, r *Result, c Config) {
+	t.Helper()
+	for name, v := range map[string]float64{
+		"raw consume": r.RawConsumeEventsPerSec, "floor": r.FloorEventsPerSec, "pipeline": r.PipelineEventsPerSec,
+		"floor ratio": r.FloorRatio, "consume ratio": r.ConsumeRatio, "restart seconds": r.RestartSeconds,
+		"timer ratio": r.TimerFireRatio10Mvs100k, "p99 latency": r.P99LatencyMs, "state bytes per member": r.StateBytesPerMember,
+	} {
+		if !(v > 0) {
+			t.Errorf("%s: %v, want a positive figure", name, v)
+		}
+	}
+	if r.LatencyAlerts == 0 {
+		t.Error("the latency phase saw no alert")
+	}
+	if r.StateMembers == 0 || r.StateMembers > int64(c.Members) {
+		t.Errorf("state members %d, want 1..%d", r.StateMembers, c.Members)
+	}
+	if r.PeakRSSBytes == 0 || r.CPUSecondsPerMillion["pipeline"] == 0 {
+		t.Errorf("no resource usage for the pipeline: RSS %d, CPU %v", r.PeakRSSBytes, r.CPUSecondsPerMillion)
+	}
+	if len(r.Notes) > 0 {
+		t.Errorf("notes: %v", r.Notes)
+	}
+}
+
+// TestHarnessEmbedded runs every phase on the embedded broker.
+func TestHarnessEmbedded(t *testing.T) {
+	c := tinyConfig(t)
+	r, err := Run(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFigures(t, r, c)
+	if r.KStreamsAgreement != nil || r.KStreamsEventsPerSec != 0 {
+		t.Errorf("the peer ran without being asked")
+	}
+}
+
+// TestPeerAgreesOnRealKafka runs every phase and the Kafka Streams peer
+// (built with Maven) on real Kafka, and checks that the peer's dormancy
+// alerts are churnflow's.
+func TestPeerAgreesOnRealKafka(t *testing.T) {
+	if !kafkatest.Enabled() {
+		t.Skipf("real Kafka tests are off (%s=1 turns them on; scripts/test.sh does)", kafkatest.EnvVar)
+	}
+	c := tinyConfig(t)
+	c.Brokers = []string{kafkatest.Start(t, 1)}
+	c.Peer, c.PeerDir = true, filepath.Join("..", "peers", "kafka-streams")
+	r, err := Run(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFigures(t, r, c)
+	a := r.KStreamsAgreement
+	if a == nil {
+		t.Fatal("no agreement check")
+	}
+	if !a.OK() || a.Churnflow == 0 {
+		t.Fatalf("dormancy alerts up to %s: churnflow %d, kafka streams %d, agreed %d; %v", a.Cutoff, a.Churnflow, a.KStreams, a.Agreed, a.Examples)
+	}
+	if !(r.KStreamsEventsPerSec > 0 && r.KStreamsRatio > 0) {
+		t.Errorf("kafka streams %v events/s, ratio %v", r.KStreamsEventsPerSec, r.KStreamsRatio)
+	}
+}
