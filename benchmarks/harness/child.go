@@ -109,6 +109,9 @@ func (c *child) result(ctx context.Context, timeout time.Duration) (PhaseResult,
 		return res, usage{}, fmt.Errorf("%s: result %q: %w", c.name, line, err)
 	}
 	u, err := c.wait(ctx, time.Minute)
+	if res.PeakRSS > 0 {
+		u.PeakRSS = res.PeakRSS // the phase's own, not the harness's (see PhaseResult)
+	}
 	return res, u, err
 }
 

@@ -82,9 +82,13 @@ func (h *run) peer(ctx context.Context) error {
 		}
 		seen, last = cnt, time.UnixMilli(ms)
 	}
+	hwm := peakRSSOf(strconv.Itoa(c.cmd.Process.Pid)) // before it exits (see PhaseResult.PeakRSS)
 	u, err := c.stop(ctx, 2*time.Minute)
 	if err != nil {
 		return err
+	}
+	if hwm > 0 {
+		u.PeakRSS = hwm
 	}
 	os.RemoveAll(stateDir)
 	secs := last.Sub(first).Seconds()

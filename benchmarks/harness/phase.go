@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,6 +79,10 @@ type PhaseResult struct {
 	FireMillis float64   `json:"fire_ms,omitempty"`
 	Fired      int       `json:"fired,omitempty"`
 	LoadMillis float64   `json:"load_ms,omitempty"`
+	// PeakRSS is the phase process's own peak RSS (VmHWM), bytes: the
+	// kernel's ru_maxrss survives execve, so a child started by vfork
+	// would report the harness's RSS when it was started.
+	PeakRSS int64 `json:"peak_rss,omitempty"`
 }
 
 // Quantile summarises a latency sample, in milliseconds.
@@ -134,6 +139,7 @@ func RunPhase(ctx context.Context, spec PhaseSpec, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("phase %s: %w", spec.Phase, err)
 	}
+	res.PeakRSS = ownPeakRSS()
 	b, err := json.Marshal(res)
 	if err != nil {
 		return err
@@ -356,4 +362,25 @@ func writeHeapProfile(path string) error {
 		return fmt.Errorf("heap profile: %w", err)
 	}
 	return nil
+}
+
+// ownPeakRSS returns this process's peak RSS (VmHWM of /proc/self/status)
+// in bytes, or 0 where there is none.
+func ownPeakRSS() int64 { return peakRSSOf("self") }
+
+// peakRSSOf returns process pid's peak RSS (VmHWM), bytes, or 0.
+func peakRSSOf(pid string) int64 {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb); err == nil {
+				return kb * 1024
+			}
+		}
+	}
+	return 0
 }
