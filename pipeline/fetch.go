@@ -20,7 +20,7 @@ import (
 // pitfalls; the fetcher uses a Conn, not a Reader.)
 const (
 	fetchMaxWait  = 100 * time.Millisecond
-	fetchMaxBytes = 1 << 20
+	fetchMaxBytes = 256 << 10
 	fetchSlack    = 10 * time.Second // read deadline beyond fetchMaxWait
 	backoffMin    = 100 * time.Millisecond
 	backoffMax    = 5 * time.Second
@@ -65,6 +65,7 @@ func (f *fetcher) run(ctx context.Context) {
 	}()
 	next := f.start
 	backoff := time.Duration(0)
+	lastN := 16
 	fail := func(what string, err error) bool {
 		if conn != nil {
 			conn.Close()
@@ -101,7 +102,9 @@ func (f *fetcher) run(ctx context.Context) {
 			maxBytes = fetchMaxBytes
 		}
 		batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: maxBytes, MaxWait: fetchMaxWait})
-		var msgs []kafka.Message
+		// Sized like the last fetch: appending from nil would copy the
+		// records log2(n) times.
+		msgs := make([]kafka.Message, 0, lastN)
 		for {
 			m, err := batch.ReadMessage()
 			if err != nil {
@@ -109,6 +112,7 @@ func (f *fetcher) run(ctx context.Context) {
 			}
 			msgs = append(msgs, m)
 		}
+		lastN = max(len(msgs), 16)
 		hwm := batch.HighWaterMark()
 		err := batch.Close()
 		if errors.Is(err, kafka.RequestTimedOut) {

@@ -94,3 +94,35 @@ func TestMergeOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestInputBufferStaysCompact checks that a topic's buffer that never
+// empties does not grow with every append: popped records are dropped and
+// the live ones keep their order.
+func TestInputBufferStaysCompact(t *testing.T) {
+	var in input
+	next, want := int64(0), int64(0)
+	for round := range 200 {
+		for range 100 {
+			in.buf = append(in.buf, &pending{msg: kafka.Message{Offset: next}})
+			next++
+		}
+		for range 99 { // one more record stays buffered every round
+			if got := in.pop().msg.Offset; got != want {
+				t.Fatalf("round %d: popped offset %d, want %d", round, got, want)
+			}
+			want++
+		}
+	}
+	if in.buffered() != 200 {
+		t.Fatalf("buffered %d, want 200", in.buffered())
+	}
+	if len(in.buf) > 2*1024+200 {
+		t.Errorf("buffer length %d for 200 buffered records: it grows without bound", len(in.buf))
+	}
+	for in.buffered() > 0 {
+		if got := in.pop().msg.Offset; got != want {
+			t.Fatalf("popped offset %d, want %d", got, want)
+		}
+		want++
+	}
+}

@@ -74,8 +74,15 @@ func (in *input) pop() *pending {
 	p := in.buf[in.head]
 	in.buf[in.head] = nil
 	in.head++
-	if in.head == len(in.buf) {
+	switch {
+	case in.head == len(in.buf):
 		in.buf, in.head = in.buf[:0], 0
+	case in.head >= 1024 && in.head >= len(in.buf)/2:
+		// A buffer that never quite empties would otherwise grow with
+		// every append: move the live records to the front.
+		n := copy(in.buf, in.buf[in.head:])
+		clear(in.buf[n:])
+		in.buf, in.head = in.buf[:n], 0
 	}
 	return p
 }
@@ -147,7 +154,7 @@ func newWorker(p *Pipeline, part int, gen *kafka.Generation, prod *producer) *wo
 
 // bufferCap bounds each topic's buffer of fetched records: beyond it the
 // worker stops taking fetches and the fetcher waits.
-func (w *worker) bufferCap() int { return 4 * w.p.cfg.BatchMax }
+func (w *worker) bufferCap() int { return 2 * w.p.cfg.BatchMax }
 
 // run processes the partition until ctx ends (the generation ended or the
 // pipeline stops): first it flushes the outbox, then it reads both topics
@@ -199,7 +206,7 @@ func (w *worker) run(ctx context.Context) error {
 			start = -1
 		}
 		in.applied = start
-		in.ch = make(chan fetchResult, 2)
+		in.ch = make(chan fetchResult, 1)
 		f := &fetcher{topic: in.name, partition: w.part, start: start, brokers: w.p.cfg.Brokers,
 			dialer: w.p.dialer, log: w.log, ch: in.ch, status: w.p.status}
 		fwg.Add(1)
@@ -254,8 +261,12 @@ func (w *worker) take(ti int, r fetchResult) {
 		w.firstBuf = time.Now()
 	}
 	future := now.Add(w.p.cfg.MaxFuture).Unix()
+	// One allocation for the fetch's records, not one per record: fewer
+	// objects for the garbage collector to allocate, mark and sweep.
+	slab := make([]pending, len(r.msgs))
 	for i := range r.msgs {
-		pd := &pending{msg: r.msgs[i], arrived: arrived}
+		pd := &slab[i]
+		pd.msg, pd.arrived = r.msgs[i], arrived
 		w.validate(ti, pd, future)
 		in.buf = append(in.buf, pd)
 	}

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,6 +43,10 @@ type Config struct {
 	// TimersSmall and TimersLarge are the pending timer counts the timer
 	// phase compares; TimersDue are fired in each.
 	TimersSmall, TimersLarge, TimersDue int
+	// Skip leaves out these optional phases: "raw", "floor", "restart",
+	// "latency", "timers" (the end-to-end phase always runs; the ratios of
+	// a skipped phase are reported as zero).
+	Skip []string
 	// Peer runs the Kafka Streams peer (benchmarks/peers/kafka-streams),
 	// built with Maven when its jar is missing. PeerDir is that directory.
 	Peer    bool
@@ -96,11 +101,27 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("bench: --latency-for %v: give at least 1s", c.LatencyFor)
 	case c.Peer && len(c.Brokers) == 0:
 		return fmt.Errorf("bench: --kstreams needs --brokers (a real Kafka cluster, such as scripts/kafka-local.sh's): Kafka Streams cannot create its internal topics on the embedded broker")
+	case c.badSkip() != "":
+		return fmt.Errorf("bench: --skip %q: give some of %s", c.badSkip(), strings.Join(skippable, ", "))
 	case c.TimersDue < 1 || c.TimersSmall < 1 || c.TimersLarge < c.TimersSmall:
 		return fmt.Errorf("bench: timer sizes: due %d, small %d, large %d: want positive and large ≥ small", c.TimersDue, c.TimersSmall, c.TimersLarge)
 	}
 	return nil
 }
+
+// skippable lists the phases Config.Skip may name.
+var skippable = []string{"raw", "floor", "restart", "latency", "timers"}
+
+func (c *Config) badSkip() string {
+	for _, p := range c.Skip {
+		if !slices.Contains(skippable, p) {
+			return p
+		}
+	}
+	return ""
+}
+
+func (c *Config) skips(phase string) bool { return slices.Contains(c.Skip, phase) }
 
 // Result is one run's figures. Throughputs count input records from the
 // first read to the last one done; CPU seconds and peak RSS are the phase
@@ -155,6 +176,8 @@ type Result struct {
 
 	KStreamsAgreement *Agreement `json:"kstreams_agreement,omitempty"`
 	Notes             []string   `json:"notes,omitempty"`
+	// Skipped lists the phases left out (Config.Skip); their figures are zero.
+	Skipped []string `json:"skipped,omitempty"`
 }
 
 // Run runs every phase of cfg and returns the figures.
@@ -165,7 +188,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	h := &run{cfg: cfg, res: &Result{Commit: cfg.Commit, Quick: cfg.Quick, Members: cfg.Members, Events: cfg.Events,
 		Partitions: cfg.Partitions, GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
 		StartedAt: time.Now().UTC().Format(time.RFC3339), CPUSecondsPerMillion: map[string]float64{},
-		PeakRSSByPhase: map[string]int64{}, LoadBefore: loadAverage()}}
+		PeakRSSByPhase: map[string]int64{}, LoadBefore: loadAverage(), Skipped: cfg.Skip}}
 	defer func() { h.res.LoadAfter = loadAverage() }()
 	if cfg.WorkDir == "" {
 		dir, err := os.MkdirTemp("", "churnflow-bench-")
@@ -225,20 +248,23 @@ func (h *run) all(ctx context.Context) error {
 	n := int64(h.cfg.Events)
 	spec := PhaseSpec{Brokers: h.brokers, Topics: h.topics, Partitions: h.cfg.Partitions}
 
-	spec.Phase = PhaseRaw
-	res, u, err := h.phase(ctx, "raw", spec, 10*time.Minute)
-	if err != nil {
-		return err
+	if !h.cfg.skips("raw") {
+		spec.Phase = PhaseRaw
+		res, u, err := h.phase(ctx, "raw", spec, 10*time.Minute)
+		if err != nil {
+			return err
+		}
+		h.res.RawConsumeEventsPerSec = h.rate("raw", res, u, n)
 	}
-	h.res.RawConsumeEventsPerSec = h.rate("raw", res, u, n)
-
-	spec.Phase, spec.StateDir = PhaseFloor, filepath.Join(h.dir, "floor")
-	res, u, err = h.phase(ctx, "floor", spec, 30*time.Minute)
-	if err != nil {
-		return err
+	if !h.cfg.skips("floor") {
+		spec.Phase, spec.StateDir = PhaseFloor, filepath.Join(h.dir, "floor")
+		res, u, err := h.phase(ctx, "floor", spec, 30*time.Minute)
+		if err != nil {
+			return err
+		}
+		h.res.FloorEventsPerSec = h.rate("floor", res, u, n)
+		os.RemoveAll(spec.StateDir)
 	}
-	h.res.FloorEventsPerSec = h.rate("floor", res, u, n)
-	os.RemoveAll(spec.StateDir)
 
 	if err := h.endToEnd(ctx, spec); err != nil {
 		return err
@@ -248,11 +274,15 @@ func (h *run) all(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := h.latency(ctx); err != nil {
-		return err
+	if !h.cfg.skips("latency") {
+		if err := h.latency(ctx); err != nil {
+			return err
+		}
 	}
-	if err := h.timers(ctx); err != nil {
-		return err
+	if !h.cfg.skips("timers") {
+		if err := h.timers(ctx); err != nil {
+			return err
+		}
 	}
 	r := h.res
 	r.FloorRatio = ratio(r.PipelineEventsPerSec, r.FloorEventsPerSec)
@@ -278,6 +308,9 @@ func (h *run) endToEnd(ctx context.Context, spec PhaseSpec) error {
 		h.res.StateBytesPerMember = float64(res.DiskBytes) / float64(res.Members)
 	}
 
+	if h.cfg.skips("restart") {
+		return nil
+	}
 	// Restart: the same state directory and group, and the events that
 	// follow the preloaded ones; timed from the process's start to the
 	// last of them processed.

@@ -3,6 +3,8 @@ package harness
 import (
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,5 +105,34 @@ func TestPeerAgreesOnRealKafka(t *testing.T) {
 	}
 	if !(r.KStreamsEventsPerSec > 0 && r.KStreamsRatio > 0) {
 		t.Errorf("kafka streams %v events/s, ratio %v", r.KStreamsEventsPerSec, r.KStreamsRatio)
+	}
+}
+
+// TestSkip checks that skipped phases do not run and are reported as
+// skipped, and that an unknown phase name is refused.
+func TestSkip(t *testing.T) {
+	c := tinyConfig(t)
+	c.Skip = []string{"nope"}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), `"nope"`) {
+		t.Fatalf("Validate with --skip nope: %v, want an error naming it", err)
+	}
+	c.Skip = []string{"raw", "floor", "restart", "latency", "timers"}
+	r, err := Run(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.PipelineEventsPerSec <= 0 {
+		t.Errorf("pipeline %v events/s, want the end-to-end phase to run", r.PipelineEventsPerSec)
+	}
+	if r.RawConsumeEventsPerSec != 0 || r.FloorEventsPerSec != 0 || r.RestartSeconds != 0 || r.LatencyAlerts != 0 || r.TimerFireMsSmall != 0 {
+		t.Errorf("skipped phases ran: %+v", r)
+	}
+	var out strings.Builder
+	if err := r.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`skipped\s+raw, floor, restart, latency, timers`).MatchString(out.String()) ||
+		!regexp.MustCompile(`pipeline / floor\s+-`).MatchString(out.String()) || strings.Contains(out.String(), "event-to-alert latency") {
+		t.Errorf("table:\n%s\nwant the skipped phases listed, no floor ratio and no latency row", out.String())
 	}
 }

@@ -188,7 +188,7 @@ func runRaw(ctx context.Context, spec PhaseSpec) (PhaseResult, error) {
 // value the event's bytes. No decoding, no logic.
 func runFloor(ctx context.Context, spec PhaseSpec) (PhaseResult, error) {
 	opts := state.DefaultOptions(spec.StateDir)
-	debug.SetMemoryLimit(state.RecommendedMemoryLimit(opts.MemoryBudget))
+	setMemoryLimit(opts.MemoryBudget)
 	db, err := badger.Open(opts.BadgerOptions())
 	if err != nil {
 		return PhaseResult{}, fmt.Errorf("open badger: %w", err)
@@ -233,7 +233,7 @@ func runFloor(ctx context.Context, spec PhaseSpec) (PhaseResult, error) {
 // or, with Latency, until ctx ends.
 func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResult, error) {
 	opts := state.DefaultOptions(spec.StateDir)
-	debug.SetMemoryLimit(state.RecommendedMemoryLimit(opts.MemoryBudget))
+	setMemoryLimit(opts.MemoryBudget)
 	engine, err := operators.NewEngine(operators.DefaultConfig())
 	if err != nil {
 		return PhaseResult{}, err
@@ -383,4 +383,12 @@ func peakRSSOf(pid string) int64 {
 		}
 	}
 	return 0
+}
+
+// setMemoryLimit sets the Go memory limit churnflow run sets for a store
+// of this budget, unless GOMEMLIMIT is in the environment (as run does).
+func setMemoryLimit(budget int64) {
+	if _, ok := os.LookupEnv("GOMEMLIMIT"); !ok {
+		debug.SetMemoryLimit(state.RecommendedMemoryLimit(budget))
+	}
 }

@@ -3,6 +3,8 @@ package harness
 import (
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"text/tabwriter"
 )
 
@@ -31,8 +33,15 @@ func (r *Result) WriteTable(w io.Writer) error {
 	row("churnflow end to end", "pipeline", r.PipelineEventsPerSec)
 	row("Kafka Streams peer", "kstreams", r.KStreamsEventsPerSec)
 	p("")
-	p("pipeline / floor\t%.3f", r.FloorRatio)
-	p("pipeline / raw consume\t%.3f", r.ConsumeRatio)
+	ratioRow := func(name string, v float64) {
+		if v == 0 {
+			p("%s\t-", name)
+			return
+		}
+		p("%s\t%.3f", name, v)
+	}
+	ratioRow("pipeline / floor", r.FloorRatio)
+	ratioRow("pipeline / raw consume", r.ConsumeRatio)
 	if r.KStreamsRatio > 0 {
 		p("pipeline / kafka streams\t%.3f", r.KStreamsRatio)
 	}
@@ -40,11 +49,21 @@ func (r *Result) WriteTable(w io.Writer) error {
 		p("dormancy alerts up to %s\tchurnflow %d, kafka streams %d, agreed %d", a.Cutoff, a.Churnflow, a.KStreams, a.Agreed)
 	}
 	p("state\t%d members, %.0f bytes per member on disk", r.StateMembers, r.StateBytesPerMember)
-	p("event-to-alert latency at %.0f events/s offered (%.0f achieved)\tp50 %.1f ms, p99 %.1f ms, max %.1f ms over %d alerts",
-		r.LatencyOfferedRate, r.LatencyAchievedRate, r.P50LatencyMs, r.P99LatencyMs, r.MaxLatencyMs, r.LatencyAlerts)
-	p("restart with %d members of state\tready after %.2f s, processing again after %.2f s", r.StateMembers, r.RestartReadySeconds, r.RestartSeconds)
-	p("fire %d due timers\t%.1f ms with %d pending, %.1f ms with %d pending: ratio %.2f",
-		r.TimersDue, r.TimerFireMsSmall, r.TimersSmall, r.TimerFireMsLarge, r.TimersLarge, r.TimerFireRatio10Mvs100k)
+	skipped := func(phase string) bool { return slices.Contains(r.Skipped, phase) }
+	if !skipped("latency") {
+		p("event-to-alert latency at %.0f events/s offered (%.0f achieved)\tp50 %.1f ms, p99 %.1f ms, max %.1f ms over %d alerts",
+			r.LatencyOfferedRate, r.LatencyAchievedRate, r.P50LatencyMs, r.P99LatencyMs, r.MaxLatencyMs, r.LatencyAlerts)
+	}
+	if !skipped("restart") {
+		p("restart with %d members of state\tready after %.2f s, processing again after %.2f s", r.StateMembers, r.RestartReadySeconds, r.RestartSeconds)
+	}
+	if !skipped("timers") {
+		p("fire %d due timers\t%.1f ms with %d pending, %.1f ms with %d pending: ratio %.2f",
+			r.TimersDue, r.TimerFireMsSmall, r.TimersSmall, r.TimerFireMsLarge, r.TimersLarge, r.TimerFireRatio10Mvs100k)
+	}
+	if len(r.Skipped) > 0 {
+		p("skipped\t%s", strings.Join(r.Skipped, ", "))
+	}
 	for _, n := range r.Notes {
 		p("note\t%s", n)
 	}

@@ -17,6 +17,7 @@ import (
 
 type benchFlags struct {
 	quick   bool
+	skip    []string
 	json    bool
 	brokers []string
 	out     string
@@ -96,6 +97,7 @@ judge: the targets are in docs/performance.md.`,
 			}
 			cfg.Bin, cfg.Brokers, cfg.Profile, cfg.HeapProfile = bin, f.brokers, f.profile, f.heap
 			cfg.Peer, cfg.PeerDir, cfg.Commit, cfg.Progress = f.peer, f.peerDir, sourceCommit(), s.err
+			cfg.Skip = f.skip
 			if f.keep != "" {
 				cfg.WorkDir, cfg.Keep = f.keep, true
 			}
@@ -135,6 +137,7 @@ judge: the targets are in docs/performance.md.`,
 	fl.IntVar(&f.parts, "partitions", 0, "partitions of the input topics (default 8)")
 	fl.Float64Var(&f.rate, "latency-rate", 0, "events per second offered in the latency phase (default 20,000; --quick 5,000)")
 	fl.DurationVar(&f.rateFor, "latency-for", 0, "how long the latency phase offers events (default 30s; --quick 5s)")
+	fl.StringSliceVar(&f.skip, "skip", nil, "leave out these phases (raw, floor, restart, latency, timers), to iterate on the others; their figures read as zero")
 	fl.StringVar(&f.profile, "cpuprofile", "", "write the end-to-end phase's CPU profile (pprof) to this file")
 	fl.StringVar(&f.heap, "memprofile", "", "write the end-to-end phase's live heap (pprof) at its end to this file")
 	fl.StringVar(&f.out, "out", "", "write the table or JSON to this file instead of standard output")
