@@ -534,16 +534,7 @@ func TestPAliveTimer(t *testing.T) {
 	crossDays := (4+10.0)*math.Pow(k, 1/1.25) - 4
 	wantAt := first + int64(math.Ceil(crossDays*secondsPerDay)) // 2026-03-04T09:44:28Z
 	got := ofType(run(t, cfg, "2026-03-31T00:00:00Z", events...), AlertRetention)
-	if len(got) != 1 {
-		t.Fatalf("got %q, want one p_alive alert", brief(got))
-	}
-	a := got[0]
-	if a.TriggeredAt != wantAt {
-		t.Errorf("triggered at %s, want %s (the crossing)", FormatTime(a.TriggeredAt), FormatTime(wantAt))
-	}
-	if !slices.Equal(a.Reasons, []string{"p_alive"}) {
-		t.Errorf("reasons %q", a.Reasons)
-	}
+	a := onePAliveAlert(t, got, wantAt)
 	if a.ID != "retention:P1:2026-03-04" {
 		t.Errorf("id %q", a.ID)
 	}

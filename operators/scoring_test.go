@@ -59,16 +59,7 @@ func TestFittedPAliveTimer(t *testing.T) {
 	crossDays := 45 * (math.Sqrt(3.5) - 1)
 	wantAt := first + int64(math.Ceil(crossDays*secondsPerDay))
 	got := ofType(run(t, fittedCfg(model.NameMBGNBD), "2026-06-01T00:00:00Z", events...), AlertRetention)
-	if len(got) != 1 {
-		t.Fatalf("got %q, want one p_alive alert", brief(got))
-	}
-	a := got[0]
-	if a.TriggeredAt != wantAt {
-		t.Errorf("triggered at %s, want %s (the crossing)", FormatTime(a.TriggeredAt), FormatTime(wantAt))
-	}
-	if !slices.Equal(a.Reasons, []string{"p_alive"}) {
-		t.Errorf("reasons %q", a.Reasons)
-	}
+	a := onePAliveAlert(t, got, wantAt)
 	pm := model.MBGNBD{R: 2, Alpha: 45, A: 2, B: 3}
 	rfm := model.RFM{T: float64(wantAt-first) / secondsPerDay}
 	p := pm.PAlive(rfm)

@@ -242,3 +242,21 @@ func defaultCfg(changes ...func(*Config)) Config {
 	}
 	return c
 }
+
+// onePAliveAlert checks that got is one retention alert for P(alive)
+// alone, triggered at wantAt (where P(alive) crossed the threshold), and
+// returns it.
+func onePAliveAlert(t *testing.T, got []Alert, wantAt int64) Alert {
+	t.Helper()
+	if len(got) != 1 {
+		t.Fatalf("got %q, want one p_alive alert", brief(got))
+	}
+	a := got[0]
+	if a.TriggeredAt != wantAt {
+		t.Errorf("triggered at %s, want %s (the crossing)", FormatTime(a.TriggeredAt), FormatTime(wantAt))
+	}
+	if !slices.Equal(a.Reasons, []string{"p_alive"}) {
+		t.Errorf("reasons %q", a.Reasons)
+	}
+	return a
+}

@@ -28,13 +28,7 @@ import (
 //
 //	CHURNFLOW_REAL_KAFKA=1 go test ./pipeline -run '^$' -bench Restore -benchtime 1x
 func BenchmarkRestore(b *testing.B) {
-	members := 1_000_000
-	if v := os.Getenv("CHURNFLOW_RESTORE_MEMBERS"); v != "" {
-		var err error
-		if members, err = strconv.Atoi(v); err != nil || members < 1 {
-			b.Fatalf("CHURNFLOW_RESTORE_MEMBERS=%q: want a positive integer", v)
-		}
-	}
+	members := envCount(b, "CHURNFLOW_RESTORE_MEMBERS", 1_000_000)
 	var addr, broker string
 	if kafkatest.Enabled() {
 		addr, broker = kafkatest.Start(b, 1), "kafka"
@@ -194,34 +188,34 @@ func fillChangelog(b *testing.B, addr, topic string, n int) int64 {
 // two years of its events.
 func sampleStates(b *testing.B) []operators.MemberState {
 	b.Helper()
-	gc := gen.DefaultConfig()
-	gc.Members, gc.Days, gc.Tiers = 5000, 730, operators.DefaultConfig().Tiers
-	s, err := gen.NewStream(gc)
-	if err != nil {
-		b.Fatal(err)
-	}
 	g, err := operators.NewEngine(operators.DefaultConfig())
 	if err != nil {
 		b.Fatal(err)
 	}
-	dec := operators.NewDecoder(g.Config().TierNames())
-	states := map[operators.MemberID]*operators.MemberState{}
-	var r gen.Record
-	var ev operators.Event
-	for s.Next(&r) {
-		if r.Bad != "" || dec.Decode(r.AppendJSON(nil), &ev) != nil {
-			continue
-		}
-		st := states[r.Member]
-		if st == nil {
-			st = &operators.MemberState{}
-			states[r.Member] = st
-		}
-		g.Apply(st, &ev, nil)
+	gc := gen.DefaultConfig()
+	gc.Members, gc.Days, gc.Tiers = 5000, 730, g.Config().Tiers
+	states, err := gen.States(g, gc)
+	if err != nil {
+		b.Fatal(err)
 	}
 	out := make([]operators.MemberState, 0, len(states))
 	for _, st := range states {
 		out = append(out, *st)
 	}
 	return out
+}
+
+// envCount returns the positive integer in the environment variable name,
+// or def when it is unset.
+func envCount(b *testing.B, name string, def int) int {
+	b.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
 }

@@ -3,8 +3,6 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -27,13 +25,7 @@ import (
 //
 //	go test ./pipeline -run '^$' -bench PipelineThroughput -benchtime 1x
 func BenchmarkPipelineThroughput(b *testing.B) {
-	members := 20_000
-	if v := os.Getenv("CHURNFLOW_BENCH_MEMBERS"); v != "" {
-		var err error
-		if members, err = strconv.Atoi(v); err != nil || members < 1 {
-			b.Fatalf("CHURNFLOW_BENCH_MEMBERS=%q: want a positive integer", v)
-		}
-	}
+	members := envCount(b, "CHURNFLOW_BENCH_MEMBERS", 20_000)
 	const partitions = 4
 	g, err := operators.NewEngine(operators.DefaultConfig())
 	if err != nil {

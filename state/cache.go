@@ -5,248 +5,183 @@ import (
 	"hash/maphash"
 	"slices"
 	"sync"
-	"unsafe"
+	"sync/atomic"
+
+	"github.com/VictoriaMetrics/fastcache"
 
 	"github.com/churnflow/churnflow/operators"
 )
 
-// cacheShards is the number of independently locked shards of the member
-// cache; partition workers writing at the same time rarely meet.
-const cacheShards = 16
-
-// cacheEntryOverhead is what the cache charges per entry on top of the
-// entry's allocation (cap of kv, which includes the allocator's size-class
-// rounding): the entries slot (32 B) and the map slot (a string header and
-// a uint32 index, 24 B, plus the control byte, at the swiss table's 7/8
-// load factor about 29 B), plus the slack of both after they grow (Go
-// maps and slices do not shrink). TestCacheOverhead measures the real cost:
-// 84 B per entry beyond key and value for 200,000 entries of 164 B, size-
-// class rounding included; the cache charges 96 B plus the rounding.
-const cacheEntryOverhead = 96
-
 // memberCache holds committed member states as their values (memberval.go),
-// bounded in bytes, evicting with CLOCK (second chance). It is safe for
-// concurrent use.
+// bounded in bytes, in fastcache: off the Go heap (memory-mapped chunks of
+// 64 KiB), indexed by a map of integers. The garbage collector neither
+// scans nor marks any of it. With the cache on the heap, one object per
+// member, marking the cache's hundreds of thousands of objects on every
+// collection took over a third of churnflow's CPU at 1,000,000 members
+// (docs/performance.md).
+//
+// Eviction is first in, first out by write, per fastcache bucket: a put
+// moves a member to the front. Every event a member has is committed with
+// a put, so this keeps the members written last, which are the members
+// seen last. Entries of 64 KiB or more (key and value) are not held; they
+// are read from Badger every time.
+//
+// The key is the partition, the partition's generation and the member id;
+// dropPartition moves a partition to a new generation, which makes its
+// entries unreachable (they are overwritten as the cache cycles). The cache
+// is safe for concurrent use.
 type memberCache struct {
-	seed   maphash.Seed
-	shards [cacheShards]cacheShard
+	fc      *fastcache.Cache
+	seed    maphash.Seed
+	stripes [cacheStripes]cacheStripe
+	gens    atomic.Pointer[[]*atomic.Uint32] // by partition; grown under grow
+	grow    sync.Mutex
 }
 
-// cacheShard is one lock's worth of the cache. Each entry is a single
-// allocation kv = partition (4 bytes) + member id + encoded state; the map
-// key is a string aliasing kv's first 4+len(member) bytes, which are never
-// written after the entry is made.
-type cacheShard struct {
+// cacheStripes is the number of stripe locks: operations on members of
+// different stripes never wait for each other.
+const cacheStripes = 64
+
+// cacheStripe serialises the cache operations on a group of members (a
+// commit's put, a reader's lookup and its fill after a miss) and holds their
+// scratch buffers, so that a hit allocates nothing. epoch counts the
+// commits that touched the stripe; see get and getFill.
+type cacheStripe struct {
 	mu    sync.Mutex
-	idx   map[string]uint32
-	ents  []cacheEntry
-	hand  int
-	bytes int64
-	limit int64
-	epoch uint64 // bumped by every committed change; see getFill
-	key   []byte // scratch key for lookups
-	_     [40]byte
+	epoch uint64
+	key   []byte // scratch, under mu
+	val   []byte // scratch, under mu
+	_     [8]byte
 }
 
-type cacheEntry struct {
-	kv   []byte
-	klen uint32
-	ref  bool
-}
+// minCacheBytes is fastcache's smallest capacity: one 64 KiB chunk for
+// each of its 512 buckets.
+const minCacheBytes = 512 * 64 << 10
 
-func (e *cacheEntry) keyString() string { return unsafe.String(&e.kv[0], int(e.klen)) }
-func (e *cacheEntry) size() int64       { return int64(cap(e.kv)) + cacheEntryOverhead }
+// cacheCapacity is what a cache asked to hold limit bytes holds: limit
+// rounded down to whole chunks per bucket (fastcache rounds up), at least
+// minCacheBytes.
+func cacheCapacity(limit int64) int64 {
+	return max(limit/minCacheBytes*minCacheBytes, minCacheBytes)
+}
 
 func newMemberCache(limit int64) *memberCache {
-	c := &memberCache{seed: maphash.MakeSeed()}
-	for i := range c.shards {
-		c.shards[i].idx = make(map[string]uint32)
-		c.shards[i].limit = limit / cacheShards
-	}
-	return c
+	return &memberCache{fc: fastcache.New(int(cacheCapacity(limit))), seed: maphash.MakeSeed()}
 }
 
-func (c *memberCache) shard(p Partition, id operators.MemberID) *cacheShard {
+// close releases the cache's memory to fastcache's pool of chunks, for the
+// next store of the process.
+func (c *memberCache) close() { c.fc.Reset() }
+
+// gen returns p's generation counter.
+func (c *memberCache) gen(p Partition) *atomic.Uint32 {
+	if gs := c.gens.Load(); gs != nil && int(p) < len(*gs) {
+		return (*gs)[p]
+	}
+	c.grow.Lock()
+	defer c.grow.Unlock()
+	var gs []*atomic.Uint32
+	if old := c.gens.Load(); old != nil {
+		gs = *old
+	}
+	if int(p) >= len(gs) {
+		gs = append(slices.Clone(gs), make([]*atomic.Uint32, int(p)+1-len(gs))...)
+		for i := range gs {
+			if gs[i] == nil {
+				gs[i] = new(atomic.Uint32)
+			}
+		}
+		c.gens.Store(&gs)
+	}
+	return gs[p]
+}
+
+// lock locks the member's stripe and fills its scratch key; the caller
+// unlocks st.mu.
+func (c *memberCache) lock(p Partition, id operators.MemberID) *cacheStripe {
 	h := maphash.String(c.seed, string(id)) ^ uint64(uint32(p))*0x9E3779B97F4A7C15
-	return &c.shards[h%cacheShards]
+	st := &c.stripes[h%cacheStripes]
+	st.mu.Lock()
+	st.key = binary.BigEndian.AppendUint32(st.key[:0], uint32(p))
+	st.key = binary.BigEndian.AppendUint32(st.key, c.gen(p).Load())
+	st.key = append(st.key, id...)
+	return st
 }
 
-// setKey fills the shard's scratch key; the caller holds the lock.
-func (sh *cacheShard) setKey(p Partition, id operators.MemberID) []byte {
-	sh.key = binary.BigEndian.AppendUint32(sh.key[:0], uint32(p))
-	sh.key = append(sh.key, id...)
-	return sh.key
-}
-
-// get decodes the member's cached state into dst. It returns the shard's
-// epoch for getFill when the member is not held.
+// get decodes the member's cached state into dst. When the member is not
+// held it returns the stripe's epoch, for getFill.
 func (c *memberCache) get(p Partition, id operators.MemberID, dst *operators.MemberState) (hit bool, epoch uint64, err error) {
-	sh := c.shard(p, id)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	i, ok := sh.idx[string(sh.setKey(p, id))]
-	if !ok {
-		return false, sh.epoch, nil
+	st := c.lock(p, id)
+	defer st.mu.Unlock()
+	var ok bool
+	if st.val, ok = c.fc.HasGet(st.val[:0], st.key); !ok {
+		return false, st.epoch, nil
 	}
-	e := &sh.ents[i]
-	e.ref = true
-	return true, 0, decodeMemberVal(e.kv[e.klen:], dst)
+	return true, 0, decodeMemberVal(st.val, dst)
 }
 
 // indexed returns the timer entry's due time recorded in the member's
 // cached value (see indexedDue), and whether the member is held.
 func (c *memberCache) indexed(p Partition, id operators.MemberID, prevDue int64) (int64, bool, error) {
-	sh := c.shard(p, id)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	i, ok := sh.idx[string(sh.setKey(p, id))]
-	if !ok {
+	st := c.lock(p, id)
+	defer st.mu.Unlock()
+	var ok bool
+	if st.val, ok = c.fc.HasGet(st.val[:0], st.key); !ok {
 		return 0, false, nil
 	}
-	e := &sh.ents[i]
-	idx, err := indexedDue(e.kv[e.klen:], prevDue)
+	idx, err := indexedDue(st.val, prevDue)
 	return idx, true, err
 }
 
 // getFill caches a state read from Badger after a miss, unless a commit
-// changed the shard since the miss (epoch): the read might be older than
-// what that commit wrote.
+// touched the member's stripe since the miss (epoch): the read might be
+// older than what that commit wrote.
 func (c *memberCache) getFill(p Partition, id operators.MemberID, val []byte, epoch uint64) {
-	sh := c.shard(p, id)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if sh.epoch != epoch {
+	st := c.lock(p, id)
+	defer st.mu.Unlock()
+	if st.epoch != epoch {
 		return
 	}
-	if _, ok := sh.idx[string(sh.setKey(p, id))]; ok {
-		return
-	}
-	sh.insert(val)
+	c.fc.Set(st.key, val)
 }
 
 // put stores a committed state.
 func (c *memberCache) put(p Partition, id operators.MemberID, val []byte) {
-	sh := c.shard(p, id)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	sh.epoch++
-	i, ok := sh.idx[string(sh.setKey(p, id))]
-	if !ok {
-		sh.insert(val)
+	st := c.lock(p, id)
+	defer st.mu.Unlock()
+	st.epoch++
+	if len(st.key)+len(val) >= 64<<10-4 {
+		c.fc.Del(st.key) // too large to hold: forget the older state
 		return
 	}
-	e := &sh.ents[i]
-	e.ref = true
-	if need := int(e.klen) + len(val); need <= cap(e.kv) {
-		e.kv = append(e.kv[:e.klen], val...)
-		return
-	}
-	// Reallocate: the map key aliases the old kv, so re-key it.
-	old := e.size()
-	delete(sh.idx, e.keyString())
-	e.kv = append(slices.Grow([]byte(nil), int(e.klen)+len(val)), e.kv[:e.klen]...)
-	e.kv = append(e.kv, val...)
-	sh.idx[e.keyString()] = i
-	sh.bytes += e.size() - old
-	sh.evict(int(i))
+	c.fc.Set(st.key, val)
 }
 
 // remove forgets a member (deleted by a commit).
 func (c *memberCache) remove(p Partition, id operators.MemberID) {
-	sh := c.shard(p, id)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	sh.epoch++
-	if i, ok := sh.idx[string(sh.setKey(p, id))]; ok {
-		sh.removeAt(int(i))
-	}
+	st := c.lock(p, id)
+	defer st.mu.Unlock()
+	st.epoch++
+	c.fc.Del(st.key)
 }
 
-// dropPartition forgets every member of p.
+// dropPartition forgets every member of p: it moves p to a new generation,
+// and ends every fill in flight (their reads may be of the old state).
 func (c *memberCache) dropPartition(p Partition) {
-	var pb [4]byte
-	binary.BigEndian.PutUint32(pb[:], uint32(p))
-	for i := range c.shards {
-		sh := &c.shards[i]
-		sh.mu.Lock()
-		sh.epoch++
-		for j := 0; j < len(sh.ents); {
-			if [4]byte(sh.ents[j].kv[:4]) == pb {
-				sh.removeAt(j) // moves the last entry to j
-				continue
-			}
-			j++
-		}
-		sh.mu.Unlock()
+	for i := range c.stripes {
+		c.stripes[i].mu.Lock()
+	}
+	c.gen(p).Add(1)
+	for i := range c.stripes {
+		c.stripes[i].epoch++
+		c.stripes[i].mu.Unlock()
 	}
 }
 
-// stats returns the entries held and the bytes charged.
+// stats returns the entries held (including those of dropped partitions
+// not yet overwritten) and the bytes of memory the cache has taken.
 func (c *memberCache) stats() (n, bytes int64) {
-	for i := range c.shards {
-		sh := &c.shards[i]
-		sh.mu.Lock()
-		n += int64(len(sh.ents))
-		bytes += sh.bytes
-		sh.mu.Unlock()
-	}
-	return n, bytes
-}
-
-// insert adds the entry for the scratch key; the caller holds the lock.
-// A new entry starts without its reference bit, so members seen once are
-// evicted before members read again; evict spares it on this insert.
-func (sh *cacheShard) insert(val []byte) {
-	n := len(sh.key) + len(val)
-	if int64(n)+cacheEntryOverhead > sh.limit {
-		return
-	}
-	kv := append(slices.Grow([]byte(nil), n), sh.key...)
-	kv = append(kv, val...)
-	sh.ents = append(sh.ents, cacheEntry{kv: kv, klen: uint32(len(sh.key))})
-	i := len(sh.ents) - 1
-	e := &sh.ents[i]
-	sh.idx[e.keyString()] = uint32(i)
-	sh.bytes += e.size()
-	sh.evict(i)
-}
-
-// evict runs the clock hand until the shard is within its limit, sparing
-// entry keep (the one just written). Each entry passed over loses its
-// reference bit; the first without one is evicted. Amortised O(1): an
-// entry's bit is cleared at most once per reference.
-func (sh *cacheShard) evict(keep int) {
-	for sh.bytes > sh.limit && len(sh.ents) > 1 {
-		if sh.hand >= len(sh.ents) {
-			sh.hand = 0
-		}
-		e := &sh.ents[sh.hand]
-		if e.ref || sh.hand == keep {
-			e.ref = false
-			sh.hand++
-			continue
-		}
-		last := len(sh.ents) - 1
-		if keep == last {
-			keep = sh.hand // removeAt moves it into the hand's slot
-		}
-		sh.removeAt(sh.hand)
-	}
-}
-
-// removeAt deletes entry i, moving the last entry into its slot.
-func (sh *cacheShard) removeAt(i int) {
-	e := &sh.ents[i]
-	delete(sh.idx, e.keyString())
-	sh.bytes -= e.size()
-	last := len(sh.ents) - 1
-	if i != last {
-		sh.ents[i] = sh.ents[last]
-		sh.idx[sh.ents[i].keyString()] = uint32(i)
-	}
-	sh.ents[last] = cacheEntry{}
-	sh.ents = sh.ents[:last]
-	if len(sh.ents) == 0 {
-		sh.hand = 0
-	}
+	var s fastcache.Stats
+	c.fc.UpdateStats(&s)
+	return int64(s.EntriesCount), int64(s.BytesSize)
 }

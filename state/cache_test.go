@@ -9,49 +9,74 @@ import (
 	"github.com/churnflow/churnflow/operators"
 )
 
-func TestCacheBoundedAndClock(t *testing.T) {
-	c := newMemberCache(cacheShards * 4096)
-	val := make([]byte, 100)
+// TestCacheBounded checks that the cache stays within its capacity while
+// many times as much is written, that a member written between the others
+// (as every event's commit writes its member) stays, that a fill after a
+// commit is refused, and that dropping a partition forgets its members only.
+func TestCacheBounded(t *testing.T) {
+	c := newMemberCache(minCacheBytes)
+	val := make([]byte, 200)
 	st := testState(1, 0)
 	enc := st.AppendEncode(nil)
-	// A hot member, read between inserts, survives a stream of cold ones.
-	c.put(0, "hot", enc)
 	var got operators.MemberState
-	for i := range 5000 {
+	const n = 4 * minCacheBytes / 200 // four times the capacity
+	for i := range n {
 		c.put(0, mid(i), val)
-		if hit, _, _ := c.get(0, "hot", &got); !hit {
-			t.Fatalf("hot member evicted after %d inserts", i)
-		}
-		for j := range c.shards {
-			if sh := &c.shards[j]; sh.bytes > sh.limit {
-				t.Fatalf("shard %d holds %d bytes, limit %d", j, sh.bytes, sh.limit)
-			}
+		if i%1000 == 0 {
+			c.put(0, "hot", enc)
 		}
 	}
-	n, bytes := c.stats()
-	if n == 0 || n >= 5000 || bytes > cacheShards*4096 {
-		t.Errorf("cache holds %d entries, %d bytes", n, bytes)
+	n0, bytes := c.stats()
+	if bytes > minCacheBytes || n0 == 0 || n0 >= n {
+		t.Errorf("after %d puts: %d entries, %d bytes (capacity %d)", n, n0, bytes, minCacheBytes)
 	}
-	// Every entry is reachable through the index, and vice versa.
-	for i := range c.shards {
-		sh := &c.shards[i]
-		if len(sh.idx) != len(sh.ents) {
-			t.Fatalf("shard %d: %d index entries, %d entries", i, len(sh.idx), len(sh.ents))
-		}
-		var sum int64
-		for j := range sh.ents {
-			if sh.idx[sh.ents[j].keyString()] != uint32(j) {
-				t.Fatalf("shard %d entry %d not indexed", i, j)
-			}
-			sum += sh.ents[j].size()
-		}
-		if sum != sh.bytes {
-			t.Fatalf("shard %d: accounted %d bytes, entries sum to %d", i, sh.bytes, sum)
-		}
+	if hit, _, err := c.get(0, "hot", &got); !hit || err != nil || got.Clock != st.Clock {
+		t.Errorf("hot member: hit %v, err %v, clock %d", hit, err, got.Clock)
 	}
+	if hit, _, _ := c.get(0, mid(0), &got); hit {
+		t.Error("the first member written is still held after four times the capacity")
+	}
+
+	// A fill with the epoch of a miss before a commit is refused.
+	hit, epoch, _ := c.get(1, "M1", &got)
+	if hit {
+		t.Fatal("M1 held before any put")
+	}
+	c.put(1, "M1", enc)
+	older := testState(2, 0)
+	c.getFill(1, "M1", older.AppendEncode(nil), epoch)
+	if hit, _, _ := c.get(1, "M1", &got); !hit || got.Clock != st.Clock {
+		t.Errorf("after a stale fill: hit %v, clock %d, want the committed %d", hit, got.Clock, st.Clock)
+	}
+	_, epoch, _ = c.get(1, "M2", &got)
+	c.getFill(1, "M2", enc, epoch)
+	if hit, _, _ := c.get(1, "M2", &got); !hit {
+		t.Error("a fill with no commit since the miss was not held")
+	}
+
 	c.dropPartition(0)
-	if n, b := c.stats(); n != 0 || b != 0 {
-		t.Errorf("after drop: %d entries, %d bytes", n, b)
+	if hit, _, _ := c.get(0, "hot", &got); hit {
+		t.Error("partition 0 dropped, its member still held")
+	}
+	if hit, _, _ := c.get(1, "M1", &got); !hit {
+		t.Error("partition 1's member forgotten when partition 0 was dropped")
+	}
+	c.remove(1, "M1")
+	if hit, _, _ := c.get(1, "M1", &got); hit {
+		t.Error("removed member still held")
+	}
+}
+
+// TestCacheTooLarge checks that a state too large to hold replaces the
+// older one by nothing: the next read misses instead of reading the old.
+func TestCacheTooLarge(t *testing.T) {
+	c := newMemberCache(minCacheBytes)
+	st := testState(1, 0)
+	c.put(0, "M1", st.AppendEncode(nil))
+	c.put(0, "M1", make([]byte, 70<<10))
+	var got operators.MemberState
+	if hit, _, _ := c.get(0, "M1", &got); hit {
+		t.Error("a 70 KiB state left the older one readable")
 	}
 }
 
@@ -72,9 +97,11 @@ func TestCacheGetNoAlloc(t *testing.T) {
 	}
 }
 
-// TestCacheOverhead measures the heap a cached entry costs beyond its
-// key and value bytes and checks the accounting does not undercount it.
-func TestCacheOverhead(t *testing.T) {
+// TestCacheOffHeap checks that the cache's entries are off the Go heap:
+// what the heap gains per entry is the index (fastcache's map of hashes),
+// far below the entry's bytes, and the memory the cache reports covers
+// the entries.
+func TestCacheOffHeap(t *testing.T) {
 	const n = 200_000
 	val := make([]byte, 150)
 	ids := make([]operators.MemberID, n)
@@ -84,21 +111,26 @@ func TestCacheOverhead(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	c := newMemberCache(1 << 40)
+	c := newMemberCache(1 << 30)
 	for i, id := range ids {
 		val[0] = byte(i)
 		c.put(7, id, val)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	payload := int64(n * (4 + len(ids[0]) + len(val)))
-	heap := int64(after.HeapAlloc - before.HeapAlloc)
-	perEntry := float64(heap-payload) / n
-	_, charged := c.stats()
-	t.Logf("per entry: %.1f bytes heap beyond key+value (%d B payload each); charged %.1f",
-		perEntry, payload/n, float64(charged-payload)/n)
-	if charged < heap*95/100 {
-		t.Errorf("cache charges %d bytes for %d bytes of heap", charged, heap)
+	payload := int64(n * (8 + len(ids[0]) + len(val)))
+	heap := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	held, charged := c.stats()
+	t.Logf("%d entries: %.1f bytes of Go heap each; %.1f bytes of chunks each for %d of key and value",
+		held, float64(heap)/n, float64(charged)/n, payload/n)
+	if held != n {
+		t.Errorf("%d entries held, want %d", held, n)
+	}
+	if heap > payload/4 {
+		t.Errorf("the heap grew by %d bytes for %d bytes of entries: they are on the heap", heap, payload)
+	}
+	if charged < payload {
+		t.Errorf("cache reports %d bytes for %d bytes of entries", charged, payload)
 	}
 	runtime.KeepAlive(c)
 }
@@ -109,7 +141,7 @@ func TestCacheOverhead(t *testing.T) {
 func TestConcurrentReadsWhileCommitting(t *testing.T) {
 	s := openTest(t, "")
 	// A small cache, so that evictions and refills race with commits.
-	s.cache = newMemberCache(cacheShards * 2048)
+	s.cache = newMemberCache(minCacheBytes)
 	ps := s.Partition(0)
 	const members, rounds = 50, 40
 	var mu sync.Mutex

@@ -260,6 +260,7 @@ func (s *Store) Close() error {
 		if err := s.db.Close(); err != nil {
 			s.closeErr = classify(fmt.Errorf("close badger in %s: %w", s.opts.Dir, err))
 		}
+		s.cache.close()
 	})
 	return s.closeErr
 }

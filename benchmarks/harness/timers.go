@@ -107,31 +107,9 @@ func runTimers(ctx context.Context, spec PhaseSpec) (PhaseResult, error) {
 func sampleStates(engine *operators.Engine, n int) ([][]byte, int64, error) {
 	gc := gen.DefaultConfig()
 	gc.Members, gc.Days, gc.Tiers = n, 730, engine.Config().Tiers
-	s, err := gen.NewStream(gc)
+	states, err := gen.States(engine, gc)
 	if err != nil {
 		return nil, 0, err
-	}
-	dec := operators.NewDecoder(engine.Config().TierNames())
-	states := map[operators.MemberID]*operators.MemberState{}
-	var (
-		r   gen.Record
-		ev  operators.Event
-		buf []byte
-	)
-	for s.Next(&r) {
-		if r.Bad != "" {
-			continue
-		}
-		buf = r.AppendJSON(buf[:0])
-		if dec.Decode(buf, &ev) != nil {
-			continue
-		}
-		m, ok := states[ev.MemberID]
-		if !ok {
-			m = &operators.MemberState{}
-			states[ev.MemberID] = m
-		}
-		engine.Apply(m, &ev, nil)
 	}
 	out := make([][]byte, 0, len(states))
 	for _, m := range states {
