@@ -3,7 +3,6 @@ package harness
 import (
 	"context"
 	"fmt"
-	"runtime/debug"
 	"time"
 
 	"github.com/churnflow/churnflow/internal/gen"
@@ -19,7 +18,7 @@ import (
 // it back, commit. Only the firing is timed.
 func runTimers(ctx context.Context, spec PhaseSpec) (PhaseResult, error) {
 	opts := state.DefaultOptions(spec.StateDir)
-	debug.SetMemoryLimit(state.RecommendedMemoryLimit(opts.MemoryBudget))
+	setMemoryLimit(opts.MemoryBudget)
 	engine, err := operators.NewEngine(operators.DefaultConfig())
 	if err != nil {
 		return PhaseResult{}, err
