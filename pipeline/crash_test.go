@@ -314,8 +314,28 @@ func (r *childRunner) stop(c *child) {
 			r.t.Errorf("child %d did not stop cleanly on SIGTERM: %v", c.n, c.err)
 		}
 	case <-time.After(30 * time.Second):
+		r.t.Logf("child %d goroutines when it did not stop:\n%s", c.n, r.goroutineDump(c))
 		r.t.Fatalf("child %d did not stop within 30s of SIGTERM", c.n)
 	}
+}
+
+// goroutineDump asks a child that hangs for its goroutines (SIGQUIT makes
+// the Go runtime print them and exit) and returns what it printed.
+func (r *childRunner) goroutineDump(c *child) []byte {
+	b, _ := os.ReadFile(c.logf)
+	before := len(b)
+	if err := c.cmd.Process.Signal(syscall.SIGQUIT); err != nil {
+		return []byte("SIGQUIT: " + err.Error())
+	}
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+	}
+	b, _ = os.ReadFile(c.logf)
+	if len(b) < before {
+		return nil
+	}
+	return tail(b[before:], 200<<10)
 }
 
 // exited reports whether the child has exited (and fails the test if so:
