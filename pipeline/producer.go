@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -27,6 +28,10 @@ type outRecord struct {
 	seq uint64
 	rec state.OutboxRecord
 }
+
+// messagePool holds the message slices of finished writes (the writer
+// copies what it sends, and write returns only once it is acknowledged).
+var messagePool sync.Pool
 
 // producer writes outbox records with acks=all and a key-hashing balancer.
 // It is shared by the workers (kafka.Writer is safe for concurrent use);
@@ -62,7 +67,16 @@ func newProducer(cfg *Config, transport *kafka.Transport, log zerolog.Logger) *p
 // member's records are never reordered (a retry may duplicate records:
 // at-least-once). It gives up only when ctx ends, returning ctx's error.
 func (pr *producer) write(ctx context.Context, recs []outRecord) error {
-	msgs := make([]kafka.Message, len(recs))
+	pooled, _ := messagePool.Get().(*[]kafka.Message)
+	if pooled == nil {
+		pooled = new([]kafka.Message)
+	}
+	msgs := slices.Grow((*pooled)[:0], len(recs))[:len(recs)]
+	defer func() {
+		clear(msgs)
+		*pooled = msgs[:0]
+		messagePool.Put(pooled)
+	}()
 	for i := range recs {
 		r := &recs[i].rec
 		m := kafka.Message{Topic: r.Topic, Key: r.Key, Value: r.Value}
@@ -80,7 +94,7 @@ func (pr *producer) write(ctx context.Context, recs []outRecord) error {
 		msgs[i] = m
 	}
 	backoff := time.Duration(0)
-	for len(msgs) > 0 {
+	for msgs := msgs; len(msgs) > 0; {
 		n := min(len(msgs), produceChunk)
 		err := pr.w.WriteMessages(ctx, msgs[:n]...)
 		if err == nil {

@@ -76,6 +76,7 @@ type partState struct {
 	seen    seenFilter  // answers most dedup checks without Badger
 	outbox  outboxIndex // pending records of packed outbox entries
 	buffers sync.Pool   // *batchBuffers of committed batches, for the next
+	hint    batchHint   // the last batch's sizes, for the next
 	handle  PartitionStore
 }
 
