@@ -41,6 +41,7 @@ func (p *Pipeline) checkTopics(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	defer conn.Close()
+	defer interruptOnDone(ctx, conn)()
 	t := p.cfg.Topics
 	counts, err := p.partitionCounts(ctx, append(append(t.Inputs(), t.Outputs()...), p.changelog))
 	if err != nil {
@@ -223,6 +224,7 @@ func (p *Pipeline) createTopicsWith(ctx context.Context, conn *kafka.Conn, names
 		return fmt.Errorf("connect to controller: %w", err)
 	}
 	defer cc.Close()
+	defer interruptOnDone(ctx, cc)()
 	rf := min(3, len(brokers))
 	var cfgs []kafka.TopicConfig
 	for _, name := range names {

@@ -57,20 +57,23 @@ func (f *fetcher) run(ctx context.Context) {
 	defer close(f.ch)
 	client := fmt.Sprintf("fetch %s/%d", f.topic, f.partition)
 	defer f.status.kafkaOK(client) // a stopped fetcher is not failing
-	var conn *kafka.Conn
-	defer func() {
+	var (
+		conn    *kafka.Conn
+		unguard func() bool
+	)
+	closeConn := func() {
 		if conn != nil {
+			unguard()
 			conn.Close()
+			conn = nil
 		}
-	}()
+	}
+	defer closeConn()
 	next := f.start
 	backoff := time.Duration(0)
 	lastN := 16
 	fail := func(what string, err error) bool {
-		if conn != nil {
-			conn.Close()
-			conn = nil
-		}
+		closeConn()
 		f.status.kafkaFailed(client, err)
 		backoff = nextBackoff(backoff)
 		f.log.Warn().Err(err).Str("topic", f.topic).Int("partition", f.partition).Dur("retry_in", backoff).Msg(what)
@@ -85,7 +88,7 @@ func (f *fetcher) run(ctx context.Context) {
 				}
 				continue
 			}
-			conn = c
+			conn, unguard = c, interruptOnDone(ctx, c)
 			if next < 0 {
 				next, _ = conn.Offset()
 			}
@@ -162,24 +165,52 @@ func (f *fetcher) connect(ctx context.Context, offset int64) (*kafka.Conn, error
 			errs = append(errs, err)
 			continue
 		}
-		if offset < 0 {
-			_, err = conn.Seek(0, kafka.SeekStart)
-		} else {
-			_, err = conn.Seek(offset, kafka.SeekAbsolute)
+		// A seek is a request too (ListOffsets), and kafka-go's Conn
+		// waits for its answer without a deadline or a context.
+		unguard := interruptOnDone(ctx, conn)
+		err = conn.SetDeadline(time.Now().Add(fetchSlack))
+		if err == nil {
+			err = f.seek(conn, offset)
 		}
-		if errors.Is(err, kafka.OffsetOutOfRange) {
-			f.log.Warn().Str("topic", f.topic).Int("partition", f.partition).Int64("offset", offset).
-				Msg("stored offset out of range (retention or a recreated topic): reading from the earliest offset")
-			_, err = conn.Seek(0, kafka.SeekStart)
-		}
+		unguard()
 		if err != nil {
 			conn.Close()
-			errs = append(errs, fmt.Errorf("seek to %d: %w", offset, err))
+			errs = append(errs, err)
 			continue
 		}
 		return conn, nil
 	}
 	return nil, errors.Join(errs...)
+}
+
+// seek moves conn to offset (-1: the earliest), or to the earliest when
+// offset is out of range.
+func (f *fetcher) seek(conn *kafka.Conn, offset int64) error {
+	var err error
+	if offset < 0 {
+		_, err = conn.Seek(0, kafka.SeekStart)
+	} else {
+		_, err = conn.Seek(offset, kafka.SeekAbsolute)
+	}
+	if errors.Is(err, kafka.OffsetOutOfRange) {
+		f.log.Warn().Str("topic", f.topic).Int("partition", f.partition).Int64("offset", offset).
+			Msg("stored offset out of range (retention or a recreated topic): reading from the earliest offset")
+		_, err = conn.Seek(0, kafka.SeekStart)
+	}
+	if err != nil {
+		return fmt.Errorf("seek to %d: %w", offset, err)
+	}
+	return nil
+}
+
+// interruptOnDone makes conn's operations fail, those blocked now and those
+// to come, once ctx ends: kafka-go's Conn methods take no context, and
+// wait for a broker's answer as long as the conn's deadline allows (no
+// deadline: for ever). A fetcher, a restore or a topic check stuck on a
+// broker that does not answer would otherwise keep the pipeline from
+// stopping. The returned func undoes it (false if it already happened).
+func interruptOnDone(ctx context.Context, conn *kafka.Conn) (stop func() bool) {
+	return context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 }
 
 // nextBackoff doubles a retry's back-off, from backoffMin up to backoffMax

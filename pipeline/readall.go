@@ -135,7 +135,13 @@ func (p *Pipeline) lastOffset(ctx context.Context, topic string, part int) (int6
 			errs = append(errs, err)
 			continue
 		}
-		end, err := conn.ReadLastOffset()
+		unguard := interruptOnDone(ctx, conn)
+		err = conn.SetDeadline(time.Now().Add(fetchSlack))
+		var end int64
+		if err == nil {
+			end, err = conn.ReadLastOffset()
+		}
+		unguard()
 		conn.Close()
 		if err != nil {
 			errs = append(errs, err)
