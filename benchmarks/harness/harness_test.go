@@ -57,6 +57,9 @@ func checkFigures(t *testing.T, r *Result, c Config) {
 	if r.LatencyAlerts == 0 {
 		t.Error("the latency phase saw no alert")
 	}
+	if r.RestartFlushedSeconds < r.RestartSeconds {
+		t.Errorf("restart: committed after %v s but flushed after %v s, before it", r.RestartSeconds, r.RestartFlushedSeconds)
+	}
 	if r.StateMembers == 0 || r.StateMembers > int64(c.Members) {
 		t.Errorf("state members %d, want 1..%d", r.StateMembers, c.Members)
 	}

@@ -72,13 +72,17 @@ type PhaseResult struct {
 	LastNS  int64 `json:"last_ns"`
 	// ReadyNS is when the pipeline was first ready (all partitions
 	// processing), Unix nanoseconds.
-	ReadyNS    int64     `json:"ready_ns,omitempty"`
-	Members    int64     `json:"members,omitempty"`
-	DiskBytes  int64     `json:"disk_bytes,omitempty"`
-	Latency    *Quantile `json:"latency,omitempty"`
-	FireMillis float64   `json:"fire_ms,omitempty"`
-	Fired      int       `json:"fired,omitempty"`
-	LoadMillis float64   `json:"load_ms,omitempty"`
+	ReadyNS int64 `json:"ready_ns,omitempty"`
+	// CommittedNS is when the pipeline had committed the target's records
+	// (its state and outbox hold them; LastNS waits for the outbox to be
+	// empty too), Unix nanoseconds.
+	CommittedNS int64     `json:"committed_ns,omitempty"`
+	Members     int64     `json:"members,omitempty"`
+	DiskBytes   int64     `json:"disk_bytes,omitempty"`
+	Latency     *Quantile `json:"latency,omitempty"`
+	FireMillis  float64   `json:"fire_ms,omitempty"`
+	Fired       int       `json:"fired,omitempty"`
+	LoadMillis  float64   `json:"load_ms,omitempty"`
 	// PeakRSS is the phase process's own peak RSS (VmHWM), bytes: the
 	// kernel's ru_maxrss survives execve, so a child started by vfork
 	// would report the harness's RSS when it was started.
@@ -319,6 +323,9 @@ func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResul
 			res.FirstNS = time.Now().UnixNano()
 		}
 		res.Records = n - start
+		if spec.Target > 0 && n >= spec.Target && res.CommittedNS == 0 {
+			res.CommittedNS = time.Now().UnixNano()
+		}
 		if spec.Target > 0 && n >= spec.Target {
 			stats, err := store.Stats()
 			if err != nil {

@@ -55,7 +55,8 @@ func (r *Result) WriteTable(w io.Writer) error {
 			r.LatencyOfferedRate, r.LatencyAchievedRate, r.P50LatencyMs, r.P99LatencyMs, r.MaxLatencyMs, r.LatencyAlerts)
 	}
 	if !skipped("restart") {
-		p("restart with %d members of state\tready after %.2f s, processing again after %.2f s", r.StateMembers, r.RestartReadySeconds, r.RestartSeconds)
+		p("restart with %d members of state\tready after %.2f s, new events committed after %.2f s, outbox empty after %.2f s",
+			r.StateMembers, r.RestartReadySeconds, r.RestartSeconds, r.RestartFlushedSeconds)
 	}
 	if !skipped("timers") {
 		p("fire %d due timers\t%.1f ms with %d pending, %.1f ms with %d pending: ratio %.2f",
