@@ -101,12 +101,19 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("bench: --latency-for %v: give at least 1s", c.LatencyFor)
 	case c.Peer && len(c.Brokers) == 0:
 		return fmt.Errorf("bench: --kstreams needs --brokers (a real Kafka cluster, such as scripts/kafka-local.sh's): Kafka Streams cannot create its internal topics on the embedded broker")
+	case c.Peer && !fileExists(filepath.Join(c.PeerDir, "pom.xml")):
+		return fmt.Errorf("bench: --kstreams: no Maven project at %q (pom.xml): run churnflow bench from the repository's root, or name the peer's directory with --kstreams-dir", c.PeerDir)
 	case c.badSkip() != "":
 		return fmt.Errorf("bench: --skip %q: give some of %s", c.badSkip(), strings.Join(skippable, ", "))
 	case c.TimersDue < 1 || c.TimersSmall < 1 || c.TimersLarge < c.TimersSmall:
 		return fmt.Errorf("bench: timer sizes: due %d, small %d, large %d: want positive and large ≥ small", c.TimersDue, c.TimersSmall, c.TimersLarge)
 	}
 	return nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // skippable lists the phases Config.Skip may name.

@@ -139,3 +139,19 @@ func TestSkip(t *testing.T) {
 		t.Errorf("table:\n%s\nwant the skipped phases listed, no floor ratio and no latency row", out.String())
 	}
 }
+
+// TestPeerDirChecked: --kstreams without the peer's Maven project (bench
+// run outside the repository's root) is refused before any phase runs,
+// with a message that says what to do.
+func TestPeerDirChecked(t *testing.T) {
+	c := tinyConfig(t)
+	c.Peer, c.Brokers = true, []string{"127.0.0.1:9"}
+	c.PeerDir = filepath.Join(t.TempDir(), "kafka-streams")
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "repository's root") {
+		t.Errorf("Validate with no peer project: %v, want an error saying where to run from", err)
+	}
+	c.PeerDir = filepath.Join("..", "peers", "kafka-streams")
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate with the peer's project: %v", err)
+	}
+}

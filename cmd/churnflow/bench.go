@@ -106,6 +106,10 @@ judge: the targets are in docs/performance.md.`,
 			}
 			res, err := harness.Run(cmd.Context(), cfg)
 			if err != nil {
+				if res != nil { // what the phases before the failure measured
+					fmt.Fprintln(s.err, "bench: failed; the figures measured before the failure:")
+					res.WriteTable(s.err)
+				}
 				return err
 			}
 			out := s.out
