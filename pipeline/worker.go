@@ -109,6 +109,17 @@ type member struct {
 	marks   []changelogMark // events applied in this batch, for the changelog
 }
 
+// timersPerBatch is how many members a batch takes from the timers index:
+// a quarter of BatchMax. A backlog of due timers (event time crossing a
+// day boundary, when every member's windows move; a restart) is worked off
+// over several batches, each as short as a quarter of a full one, so that
+// the events arriving meanwhile wait behind no more than that. Firing
+// BatchMax per batch made every batch of a live stream BatchMax members
+// long while a backlog lasted (churnflow bench's latency phase: three timer
+// firings per event, p50 event-to-alert latency over a second at a quarter
+// of the pipeline's capacity).
+func timersPerBatch(batchMax int) int { return max(batchMax/4, 1) }
+
 // batchHint is the size of the worker's last batch, which the next one
 // allocates for: its members, alerts and outbox records grown from nothing
 // (doubling as they filled, with a heap object per member and per alert
@@ -532,7 +543,7 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 	}
 
 	// Timers: every member of the batch, then the timers index, up to the
-	// watermark (exclusive), at most BatchMax members per round.
+	// watermark (exclusive), at most timersPerBatch members per round.
 	wm := w.watermark()
 	fired := 0
 	w.moreTimers = false
@@ -541,14 +552,15 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 			alerts = g.Advance(&m.s, id, wm, alerts)
 		}
 		var due []operators.MemberID
-		err := w.ps.Due(ctx, wm, cfg.BatchMax, func(id operators.MemberID, _ int64) error {
+		limit := timersPerBatch(cfg.BatchMax)
+		err := w.ps.Due(ctx, wm, limit, func(id operators.MemberID, _ int64) error {
 			due = append(due, id)
 			return nil
 		})
 		if err != nil && ctx.Err() == nil {
 			return false, err
 		}
-		w.moreTimers = len(due) >= cfg.BatchMax
+		w.moreTimers = len(due) >= limit
 		for _, id := range due {
 			if _, ok := members[id]; ok {
 				continue // advanced above, from its current state
