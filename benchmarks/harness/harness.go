@@ -174,8 +174,9 @@ type Result struct {
 	// RestartSeconds is from the restarted process's start to the new
 	// events committed (applied, their state and alerts durable);
 	// RestartFlushedSeconds to the outbox empty as well, which includes
-	// the alerts of every timer that came due meanwhile (the restarted
-	// process's watermark moves on to the clock once it is idle).
+	// the alerts of every timer due by the new events' watermark that had
+	// not fired yet (the first run stops once its events are committed,
+	// maybe with due timers left; the new events move event time on).
 	RestartSeconds        float64 `json:"restart_seconds"`
 	RestartReadySeconds   float64 `json:"restart_ready_seconds"`
 	RestartFlushedSeconds float64 `json:"restart_flushed_seconds"`
