@@ -74,6 +74,9 @@ func (f *fetcher) run(ctx context.Context) {
 	lastN := 16
 	fail := func(what string, err error) bool {
 		closeConn()
+		if ctx.Err() != nil {
+			return false // stopping (interruptOnDone ended the request): not a failure
+		}
 		f.status.kafkaFailed(client, err)
 		backoff = nextBackoff(backoff)
 		f.log.Warn().Err(err).Str("topic", f.topic).Int("partition", f.partition).Dur("retry_in", backoff).Msg(what)

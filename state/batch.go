@@ -142,7 +142,7 @@ func (ps *PartitionStore) NewBatch() *Batch {
 // these counts: kept buffers would stay live, and under the memory limit a
 // larger live heap makes the collector run more often (measured, churnflow
 // bench at 200,000 members: keeping this and the pipeline worker's
-// buffers took 108-116 CPU s per million events against 70-78).
+// buffers took 108-117 CPU s per million events against 70-78).
 type batchHint struct{ groups, marks, recs atomic.Int32 }
 
 // grown is a hint with an eighth added, so that a batch slightly larger
