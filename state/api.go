@@ -84,4 +84,7 @@ type Stats struct {
 	CachedStates int64 // member states held in memory
 	CachedBytes  int64 // bytes charged to the member cache (keys, values, overhead)
 	DiskBytes    int64 // LSM tree and value log on disk (allocated blocks)
+	// ValueLogBytes is the value log's part of DiskBytes: large outbox
+	// entries, most of them acknowledged and waiting for value-log GC.
+	ValueLogBytes int64
 }

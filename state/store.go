@@ -468,22 +468,23 @@ func (s *Store) Stats() (Stats, error) {
 	}
 	slices.Sort(st.Partitions)
 	st.CachedStates, st.CachedBytes = s.cache.stats()
-	st.DiskBytes, err = dirBytes(s.opts.Dir)
+	st.DiskBytes, st.ValueLogBytes, err = dirBytes(s.opts.Dir)
 	if err != nil {
 		return st, fmt.Errorf("measure %s: %w", s.opts.Dir, err)
 	}
 	return st, nil
 }
 
-// dirBytes sums the disk blocks of Badger's table and log files.
-func dirBytes(dir string) (int64, error) {
+// dirBytes sums the disk blocks of Badger's table and log files, and of
+// the value log's files alone.
+func dirBytes(dir string) (total, vlog int64, err error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	var n int64
 	for _, e := range ents {
-		switch filepath.Ext(e.Name()) {
+		ext := filepath.Ext(e.Name())
+		switch ext {
 		case ".sst", ".vlog", ".mem":
 		default:
 			continue
@@ -492,9 +493,13 @@ func dirBytes(dir string) (int64, error) {
 		if err != nil {
 			continue // removed meanwhile (compaction)
 		}
-		n += diskUsage(fi)
+		n := diskUsage(fi)
+		total += n
+		if ext == ".vlog" {
+			vlog += n
+		}
 	}
-	return n, nil
+	return total, vlog, nil
 }
 
 // DropPartition deletes every key of partition p (states, timers, offsets,
@@ -625,7 +630,7 @@ func (s *Store) Usage() (Usage, error) {
 	var u Usage
 	u.CachedStates, u.CachedBytes = s.cache.stats()
 	var err error
-	if u.DiskBytes, err = dirBytes(s.opts.Dir); err != nil {
+	if u.DiskBytes, _, err = dirBytes(s.opts.Dir); err != nil {
 		return u, fmt.Errorf("measure %s: %w", s.opts.Dir, err)
 	}
 	return u, nil

@@ -432,6 +432,9 @@ func TestStats(t *testing.T) {
 	if st.CachedBytes <= 0 || st.DiskBytes <= 0 {
 		t.Errorf("CachedBytes %d, DiskBytes %d", st.CachedBytes, st.DiskBytes)
 	}
+	if st.ValueLogBytes < 0 || st.ValueLogBytes >= st.DiskBytes {
+		t.Errorf("ValueLogBytes %d of DiskBytes %d: want a part of it (the memtables' files are not value log)", st.ValueLogBytes, st.DiskBytes)
+	}
 }
 
 func TestOpenErrors(t *testing.T) {

@@ -79,6 +79,7 @@ type PhaseResult struct {
 	CommittedNS int64     `json:"committed_ns,omitempty"`
 	Members     int64     `json:"members,omitempty"`
 	DiskBytes   int64     `json:"disk_bytes,omitempty"`
+	VlogBytes   int64     `json:"vlog_bytes,omitempty"`
 	Latency     *Quantile `json:"latency,omitempty"`
 	FireMillis  float64   `json:"fire_ms,omitempty"`
 	Fired       int       `json:"fired,omitempty"`
@@ -333,7 +334,7 @@ func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResul
 			}
 			if stats.OutboxDepth == 0 {
 				res.LastNS = time.Now().UnixNano()
-				res.Members, res.DiskBytes = stats.Members, stats.DiskBytes
+				res.Members, res.DiskBytes, res.VlogBytes = stats.Members, stats.DiskBytes, stats.ValueLogBytes
 				done = true
 				if err := writeHeapProfile(spec.HeapProfile); err != nil {
 					return res, err

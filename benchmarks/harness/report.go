@@ -48,7 +48,8 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if a := r.KStreamsAgreement; a != nil {
 		p("dormancy alerts up to %s\tchurnflow %d, kafka streams %d, agreed %d", a.Cutoff, a.Churnflow, a.KStreams, a.Agreed)
 	}
-	p("state\t%d members, %.0f bytes per member on disk", r.StateMembers, r.StateBytesPerMember)
+	p("state\t%d members, %.0f bytes per member in the LSM tree; value log %d MiB (outbox entries awaiting value-log GC)",
+		r.StateMembers, r.StateBytesPerMember, r.StateValueLogBytes>>20)
 	skipped := func(phase string) bool { return slices.Contains(r.Skipped, phase) }
 	if !skipped("latency") {
 		p("event-to-alert latency at %.0f events/s offered (%.0f achieved)\tp50 %.1f ms, p99 %.1f ms, max %.1f ms over %d alerts",
