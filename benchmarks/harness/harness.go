@@ -97,8 +97,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("bench: --partitions %d: give 1 to 256", c.Partitions)
 	case !(c.LatencyRate > 0):
 		return fmt.Errorf("bench: --latency-rate must be positive")
-	case c.LatencyFor < time.Second:
-		return fmt.Errorf("bench: --latency-for %v: give at least 1s", c.LatencyFor)
+	case c.LatencyFor < time.Second || c.LatencyFor > 12*time.Hour:
+		return fmt.Errorf("bench: --latency-for %v: give 1s to 12h", c.LatencyFor)
 	case c.Peer && len(c.Brokers) == 0:
 		return fmt.Errorf("bench: --kstreams needs --brokers (a real Kafka cluster, such as scripts/kafka-local.sh's): Kafka Streams cannot create its internal topics on the embedded broker")
 	case c.Peer && !fileExists(filepath.Join(c.PeerDir, "pom.xml")):
@@ -169,13 +169,26 @@ type Result struct {
 	StateDiskBytes      int64   `json:"state_disk_bytes"`
 	StateValueLogBytes  int64   `json:"state_value_log_bytes"`
 	StateBytesPerMember float64 `json:"state_bytes_per_member"`
+	// PipelineTimersFired counts the end-to-end phase's timer firings:
+	// member evaluations with no event, each a member read and write.
+	PipelineTimersFired int64 `json:"pipeline_timers_fired"`
 
-	LatencyOfferedRate  float64 `json:"latency_offered_events_per_sec"`
-	LatencyAchievedRate float64 `json:"latency_achieved_events_per_sec"`
-	LatencyAlerts       int     `json:"latency_alerts"`
-	P50LatencyMs        float64 `json:"p50_latency_ms"`
-	P99LatencyMs        float64 `json:"p99_latency_ms"`
-	MaxLatencyMs        float64 `json:"max_latency_ms"`
+	// The latency phase runs on the end-to-end phase's state with event
+	// time at the wall clock's pace. LatencyWarmupSeconds is from its
+	// start to its unmeasured warm-up done (LatencyWarmupTimers timers
+	// fired: those made due by the step from the preloaded events' time
+	// to the live events', and, if that step crosses a midnight, every
+	// member's day-boundary timers); LatencyTimersFired fired while the
+	// measured events were offered.
+	LatencyOfferedRate   float64 `json:"latency_offered_events_per_sec"`
+	LatencyAchievedRate  float64 `json:"latency_achieved_events_per_sec"`
+	LatencyAlerts        int     `json:"latency_alerts"`
+	P50LatencyMs         float64 `json:"p50_latency_ms"`
+	P99LatencyMs         float64 `json:"p99_latency_ms"`
+	MaxLatencyMs         float64 `json:"max_latency_ms"`
+	LatencyWarmupSeconds float64 `json:"latency_warmup_seconds"`
+	LatencyWarmupTimers  int64   `json:"latency_warmup_timers_fired"`
+	LatencyTimersFired   int64   `json:"latency_timers_fired"`
 
 	// RestartSeconds is from the restarted process's start to the new
 	// events committed (applied, their state and alerts durable);
@@ -241,6 +254,9 @@ type run struct {
 	broker  *child
 	topics  pipeline.Topics
 	data    *dataSet
+	// consumed is the input records the end-to-end phase's state has
+	// processed (the sum of its committed input offsets).
+	consumed int64
 }
 
 func (h *run) logf(format string, args ...any) {
@@ -258,7 +274,11 @@ func (h *run) all(ctx context.Context) error {
 		return err
 	}
 	h.logf("preloading %d events for %d members on %d partitions", h.cfg.Events, h.cfg.Members, h.cfg.Partitions)
-	data, err := preload(ctx, h.brokers, h.topics, h.cfg)
+	live := 0
+	if !h.cfg.skips("latency") {
+		live = h.cfg.liveEvents()
+	}
+	data, err := preload(ctx, h.brokers, h.topics, h.cfg, live)
 	if err != nil {
 		return err
 	}
@@ -286,6 +306,8 @@ func (h *run) all(ctx context.Context) error {
 		os.RemoveAll(spec.StateDir)
 	}
 
+	spec.Phase, spec.StateDir, spec.Group = PhasePipeline, filepath.Join(h.dir, "pipeline"), h.topics.Bookings+"group"
+	defer os.RemoveAll(spec.StateDir)
 	if err := h.endToEnd(ctx, spec); err != nil {
 		return err
 	}
@@ -295,10 +317,11 @@ func (h *run) all(ctx context.Context) error {
 		}
 	}
 	if !h.cfg.skips("latency") {
-		if err := h.latency(ctx); err != nil {
+		if err := h.latency(ctx, spec); err != nil {
 			return err
 		}
 	}
+	os.RemoveAll(spec.StateDir)
 	if !h.cfg.skips("timers") {
 		if err := h.timers(ctx); err != nil {
 			return err
@@ -312,16 +335,19 @@ func (h *run) all(ctx context.Context) error {
 }
 
 // endToEnd runs churnflow over the preloaded events, then restarts it on
-// the same state with a few more events to process.
+// the same state with a few more events to process. It leaves the state
+// directory for the latency phase.
 func (h *run) endToEnd(ctx context.Context, spec PhaseSpec) error {
 	n := int64(h.cfg.Events)
-	spec.Phase, spec.StateDir, spec.Group = PhasePipeline, filepath.Join(h.dir, "pipeline"), h.topics.Bookings+"group"
 	spec.Target, spec.Clock, spec.CPUProfile, spec.HeapProfile = n, h.data.end, h.cfg.Profile, h.cfg.HeapProfile
 	res, u, err := h.phase(ctx, "pipeline", spec, 60*time.Minute)
 	if err != nil {
 		return err
 	}
 	h.res.PipelineEventsPerSec = h.rate("pipeline", res, u, n)
+	h.res.PipelineTimersFired = res.TimersFired
+	h.logf("pipeline: %d timers fired (%.2f per event)", res.TimersFired, float64(res.TimersFired)/float64(n))
+	h.consumed = n
 	h.res.PeakRSSBytes = u.PeakRSS
 	h.res.StateMembers, h.res.StateDiskBytes, h.res.StateValueLogBytes = res.Members, res.DiskBytes, res.VlogBytes
 	if res.Members > 0 {
@@ -346,6 +372,7 @@ func (h *run) endToEnd(ctx context.Context, spec PhaseSpec) error {
 	if err != nil {
 		return err
 	}
+	h.consumed = spec.Target
 	since := func(ns int64) float64 { return float64(ns-c.started.UnixNano()) / 1e9 }
 	h.res.RestartSeconds, h.res.RestartFlushedSeconds = since(res.CommittedNS), since(res.LastNS)
 	if res.ReadyNS > 0 {
@@ -353,36 +380,45 @@ func (h *run) endToEnd(ctx context.Context, spec PhaseSpec) error {
 	}
 	h.logf("restart: ready after %.2f s, %d new events committed after %.2f s, outbox empty after %.2f s",
 		h.res.RestartReadySeconds, res.Records, h.res.RestartSeconds, h.res.RestartFlushedSeconds)
-	os.RemoveAll(spec.StateDir)
 	return nil
 }
 
-// latency offers events at a fixed rate to a running churnflow on topics
-// of their own and collects the event-to-alert latency of every alert an
-// event caused.
-func (h *run) latency(ctx context.Context) error {
-	topics := benchTopics(h.topics.Bookings + "lat.")
-	if err := createTopics(ctx, h.brokers, topics.Inputs(), h.cfg.Partitions); err != nil {
+// latency offers events at a fixed rate to churnflow running on the
+// end-to-end phase's state (Members members), on the same topics, and
+// collects the event-to-alert latency of every alert an offered event
+// caused. The events are the ones that follow the preloaded ones, with
+// their event times moved to the wall clock's pace (restamp): first a
+// warm-up, unmeasured, and, once the warm-up and every timer it made due
+// are done, the measured events at LatencyRate for LatencyFor.
+func (h *run) latency(ctx context.Context, spec PhaseSpec) error {
+	live := restamp(h.data.live, warmEvents, h.cfg.LatencyRate, pipeline.DefaultConfig().Lateness, h.cfg.LatencyFor)
+	if err := produceRecords(ctx, h.brokers, h.topics, live.warm); err != nil {
 		return err
 	}
-	total := int(h.cfg.LatencyRate * h.cfg.LatencyFor.Seconds())
-	recs, err := generate(h.cfg.Seed+1, h.cfg.Members, total, 0)
-	if err != nil {
-		return err
-	}
-	spec := PhaseSpec{Phase: PhasePipeline, Brokers: h.brokers, Topics: topics, Partitions: h.cfg.Partitions,
-		Group: topics.Bookings + "group", StateDir: filepath.Join(h.dir, "latency"), Target: int64(len(recs.records)),
-		Clock: recs.end, Latency: true}
+	spec.WarmTarget = h.consumed + int64(len(live.warm))
+	spec.Target = spec.WarmTarget + int64(len(live.paced))
+	spec.Clock, spec.ClockRuns, spec.Latency = live.base, true, true
+	spec.CPUProfile, spec.HeapProfile = "", ""
 	c, err := h.start("latency", spec)
 	if err != nil {
 		return err
 	}
-	if _, err := c.next(ctx, "READY ", 2*time.Minute); err != nil {
+	line, err := c.next(ctx, "WARM ", 10*time.Minute)
+	if err != nil {
 		c.kill()
 		return err
 	}
-	h.logf("latency: offering %d events at %.0f events/s", len(recs.records), h.cfg.LatencyRate)
-	achieved, err := producePaced(ctx, h.brokers, topics, recs.records, h.cfg.LatencyRate)
+	var warmNS, warmTimers int64
+	if _, err := fmt.Sscan(line, &warmNS, &warmTimers); err != nil {
+		c.kill()
+		return fmt.Errorf("latency: bad WARM line %q: %w", line, err)
+	}
+	r := h.res
+	r.LatencyWarmupSeconds, r.LatencyWarmupTimers = float64(warmNS-c.started.UnixNano())/1e9, warmTimers
+	h.logf("latency: warm-up of %d events at %s done after %.2f s (%d timers fired); offering %d events at %.0f events/s",
+		len(live.warm), time.Unix(live.base, 0).UTC().Format(time.RFC3339), r.LatencyWarmupSeconds, warmTimers,
+		len(live.paced), h.cfg.LatencyRate)
+	achieved, err := producePaced(ctx, h.brokers, h.topics, live.paced, h.cfg.LatencyRate)
 	if err != nil {
 		c.kill()
 		return err
@@ -391,14 +427,13 @@ func (h *run) latency(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	os.RemoveAll(spec.StateDir)
-	r := h.res
-	r.LatencyOfferedRate, r.LatencyAchievedRate = h.cfg.LatencyRate, achieved
+	h.consumed = spec.Target
+	r.LatencyOfferedRate, r.LatencyAchievedRate, r.LatencyTimersFired = h.cfg.LatencyRate, achieved, res.TimersFired
 	if q := res.Latency; q != nil {
 		r.LatencyAlerts, r.P50LatencyMs, r.P99LatencyMs, r.MaxLatencyMs = q.Count, q.P50, q.P99, q.Max
 	}
-	h.logf("latency: %d alerts, p50 %.1f ms, p99 %.1f ms, max %.1f ms (offered %.0f/s, achieved %.0f/s)",
-		r.LatencyAlerts, r.P50LatencyMs, r.P99LatencyMs, r.MaxLatencyMs, r.LatencyOfferedRate, achieved)
+	h.logf("latency: %d alerts, p50 %.1f ms, p99 %.1f ms, max %.1f ms (offered %.0f/s, achieved %.0f/s; %d timers fired)",
+		r.LatencyAlerts, r.P50LatencyMs, r.P99LatencyMs, r.MaxLatencyMs, r.LatencyOfferedRate, achieved, res.TimersFired)
 	return nil
 }
 

@@ -57,6 +57,9 @@ func checkFigures(t *testing.T, r *Result, c Config) {
 	if r.LatencyAlerts == 0 {
 		t.Error("the latency phase saw no alert")
 	}
+	if !(r.LatencyWarmupSeconds > 0) {
+		t.Errorf("latency warm-up done after %v s, want a positive time", r.LatencyWarmupSeconds)
+	}
 	if r.RestartFlushedSeconds < r.RestartSeconds {
 		t.Errorf("restart: committed after %v s but flushed after %v s, before it", r.RestartSeconds, r.RestartFlushedSeconds)
 	}

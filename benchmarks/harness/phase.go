@@ -49,10 +49,17 @@ type PhaseSpec struct {
 	Target int64 `json:"target,omitempty"`
 	// Clock is the wall clock the pipeline sees, Unix seconds (0: the
 	// real one). The generated events lie in the past; a clock at their
-	// end keeps idle watermarks where the data ends.
-	Clock int64 `json:"clock,omitempty"`
-	// Latency collects every event-to-alert latency and runs until stopped.
-	Latency    bool   `json:"latency,omitempty"`
+	// end keeps idle watermarks where the data ends. With ClockRuns it
+	// starts there and runs at the wall clock's pace.
+	Clock     int64 `json:"clock,omitempty"`
+	ClockRuns bool  `json:"clock_runs,omitempty"`
+	// Latency collects every event-to-alert latency.
+	Latency bool `json:"latency,omitempty"`
+	// WarmTarget, when set, is a first target: once the pipeline has
+	// processed that many input records, its outbox is empty and no timer
+	// has fired for warmQuiet, the child prints "WARM <unix ns> <timers
+	// fired>" and starts collecting latencies and counting timers afresh.
+	WarmTarget int64  `json:"warm_target,omitempty"`
 	CPUProfile string `json:"cpu_profile,omitempty"`
 	// HeapProfile is written when the pipeline reaches its target, before
 	// it stops (the live heap at its fullest).
@@ -82,8 +89,11 @@ type PhaseResult struct {
 	VlogBytes   int64     `json:"vlog_bytes,omitempty"`
 	Latency     *Quantile `json:"latency,omitempty"`
 	FireMillis  float64   `json:"fire_ms,omitempty"`
-	Fired       int       `json:"fired,omitempty"`
-	LoadMillis  float64   `json:"load_ms,omitempty"`
+	// TimersFired counts the pipeline's timer firings (after the warm-up,
+	// with WarmTarget).
+	TimersFired int64   `json:"timers_fired,omitempty"`
+	Fired       int     `json:"fired,omitempty"`
+	LoadMillis  float64 `json:"load_ms,omitempty"`
 	// PeakRSS is the phase process's own peak RSS (VmHWM), bytes: the
 	// kernel's ru_maxrss survives execve, so a child started by vfork
 	// would report the harness's RSS when it was started.
@@ -250,7 +260,8 @@ func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResul
 	defer store.Close()
 	cfg := pipeline.DefaultConfig()
 	cfg.Brokers, cfg.Topics, cfg.Group, cfg.CreateTopics = spec.Brokers, spec.Topics, spec.Group, true
-	deps := pipeline.Deps{Engine: engine, Store: store, Metrics: pipeline.NewMetrics(prometheus.NewRegistry())}
+	reg := prometheus.NewRegistry()
+	deps := pipeline.Deps{Engine: engine, Store: store, Metrics: pipeline.NewMetrics(reg)}
 	// CHURNFLOW_BENCH_LOG=debug (or info, warn) logs the pipeline to the
 	// phase's log file in the work directory (--keep keeps it).
 	if lvl, err := zerolog.ParseLevel(os.Getenv("CHURNFLOW_BENCH_LOG")); err == nil && lvl != zerolog.NoLevel {
@@ -260,6 +271,10 @@ func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResul
 	if spec.Clock != 0 {
 		clock := time.Unix(spec.Clock, 0)
 		deps.Clock = func() time.Time { return clock }
+		if spec.ClockRuns {
+			started := time.Now()
+			deps.Clock = func() time.Time { return clock.Add(time.Since(started)) }
+		}
 	}
 	var (
 		latMu sync.Mutex
@@ -299,6 +314,8 @@ func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResul
 	defer tick.Stop()
 	start, _ := consumed()
 	done := false
+	warm := warmWatch{target: spec.WarmTarget}
+	var timersBefore int64
 	for !done {
 		select {
 		case err := <-ran:
@@ -324,6 +341,20 @@ func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResul
 			res.FirstNS = time.Now().UnixNano()
 		}
 		res.Records = n - start
+		if warm.target > 0 && !warm.done {
+			quiet, fired, err := warm.quiet(n, store, reg)
+			if err != nil {
+				return res, err
+			}
+			if quiet {
+				latMu.Lock()
+				lats = lats[:0]
+				latMu.Unlock()
+				timersBefore = fired
+				fmt.Fprintf(out, "WARM %d %d\n", time.Now().UnixNano(), fired)
+			}
+			continue
+		}
 		if spec.Target > 0 && n >= spec.Target && res.CommittedNS == 0 {
 			res.CommittedNS = time.Now().UnixNano()
 		}
@@ -346,6 +377,11 @@ func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResul
 	if err := <-ran; err != nil {
 		return res, err
 	}
+	fired, err := counterValue(reg, pipeline.MetricTimersFired)
+	if err != nil {
+		return res, err
+	}
+	res.TimersFired = fired - timersBefore
 	if spec.Latency {
 		latMu.Lock()
 		res.Latency = quantiles(lats)
@@ -353,6 +389,62 @@ func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResul
 		res.LastNS = time.Now().UnixNano()
 	}
 	return res, nil
+}
+
+// warmQuiet is how long no timer may fire before a warm-up counts as done:
+// the timer backlog of a step in event time fires over many batches, with
+// moments of an empty outbox between them.
+const warmQuiet = 500 * time.Millisecond
+
+// warmWatch tells when a pipeline has done a warm-up: target input records
+// processed, the outbox empty and no timer fired for warmQuiet.
+type warmWatch struct {
+	target    int64
+	done      bool
+	fired     int64     // timers fired at the last look
+	quietFrom time.Time // since when fired has not moved, with the outbox empty
+	lastLook  time.Time
+}
+
+// quiet looks (at most every 50 ms) and reports whether the warm-up is done,
+// with the timers fired so far.
+func (w *warmWatch) quiet(consumed int64, store *state.Store, reg prometheus.Gatherer) (bool, int64, error) {
+	now := time.Now()
+	if consumed < w.target || now.Sub(w.lastLook) < 50*time.Millisecond {
+		return false, w.fired, nil
+	}
+	w.lastLook = now
+	stats, err := store.Stats()
+	if err != nil {
+		return false, 0, err
+	}
+	fired, err := counterValue(reg, pipeline.MetricTimersFired)
+	if err != nil {
+		return false, 0, err
+	}
+	if stats.OutboxDepth != 0 || fired != w.fired || w.quietFrom.IsZero() {
+		w.fired, w.quietFrom = fired, now
+		return false, fired, nil
+	}
+	w.done = now.Sub(w.quietFrom) >= warmQuiet
+	return w.done, fired, nil
+}
+
+// counterValue sums the counter name's series in reg.
+func counterValue(reg prometheus.Gatherer, name string) (int64, error) {
+	fams, err := reg.Gather()
+	if err != nil {
+		return 0, fmt.Errorf("read metric %s: %w", name, err)
+	}
+	var v float64
+	for _, f := range fams {
+		if f.GetName() == name {
+			for _, m := range f.GetMetric() {
+				v += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return int64(v), nil
 }
 
 // writeHeapProfile writes the in-use heap to path ("" : nothing).

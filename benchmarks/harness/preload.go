@@ -27,6 +27,9 @@ type dataSet struct {
 	end   int64 // the generated span's end, Unix seconds: the clock the pipeline runs at
 	last  int64 // the last preloaded event's time
 	extra []record
+	// live are the events that follow extra, for the latency phase
+	// (liveEvents), with their generated times.
+	live []operators.Event
 }
 
 // extraEvents follow the preloaded ones; the restart phase processes them.
@@ -88,41 +91,13 @@ func spanFor(seed uint64, members, events int) (int, error) {
 	return hi, nil
 }
 
-// genRecords is a generated run of records held in memory.
-type genRecords struct {
-	records []record
-	end     int64
-}
-
-// generate returns the first n records of a population of members over
-// the span that makes them (plus extra more in extra).
-func generate(seed uint64, members, n, extra int) (*genRecords, error) {
-	days, err := spanFor(seed, members, n+extra)
-	if err != nil {
-		return nil, err
-	}
-	gc := genConfig(seed, members, days)
-	s, err := gen.NewStream(gc)
-	if err != nil {
-		return nil, err
-	}
-	out := &genRecords{records: make([]record, 0, n+extra), end: gc.End().Unix()}
-	var r gen.Record
-	for len(out.records) < n+extra && s.Next(&r) {
-		out.records = append(out.records, record{topic: r.Topic, key: []byte(r.Member), value: r.AppendJSON(nil)})
-	}
-	if len(out.records) < n+extra {
-		return nil, fmt.Errorf("the generated population made %d records, %d wanted", len(out.records), n+extra)
-	}
-	return out, nil
-}
-
 // preload produces cfg.Events generated records to the input topics,
 // streaming them (10,000,000 records do not fit comfortably in memory),
-// and keeps the extraEvents that follow for the restart phase.
-func preload(ctx context.Context, brokers []string, topics pipeline.Topics, cfg Config) (*dataSet, error) {
+// and keeps the extraEvents that follow for the restart phase and the live
+// events after those for the latency phase.
+func preload(ctx context.Context, brokers []string, topics pipeline.Topics, cfg Config, live int) (*dataSet, error) {
 	start := time.Now()
-	days, err := spanFor(cfg.Seed, cfg.Members, cfg.Events+extraEvents)
+	days, err := spanFor(cfg.Seed, cfg.Members, cfg.Events+extraEvents+live)
 	if err != nil {
 		return nil, err
 	}
@@ -172,6 +147,13 @@ func preload(ctx context.Context, brokers []string, topics pipeline.Topics, cfg 
 	}
 	for len(ds.extra) < extraEvents && s.Next(&r) {
 		ds.extra = append(ds.extra, record{topic: r.Topic, key: []byte(r.Member), value: r.AppendJSON(nil)})
+	}
+	ds.live = make([]operators.Event, 0, live)
+	for len(ds.live) < live && s.Next(&r) {
+		ds.live = append(ds.live, r.Event)
+	}
+	if len(ds.live) < live {
+		return nil, fmt.Errorf("preload: the generated population made %d live events after the preloaded ones, %d wanted", len(ds.live), live)
 	}
 	ds.took = time.Since(start)
 	return ds, nil
