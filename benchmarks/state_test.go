@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/churnflow/churnflow/operators"
 	"github.com/churnflow/churnflow/state"
@@ -320,29 +319,10 @@ func BenchmarkStateUpdate1M(b *testing.B) {
 	}
 }
 
-// rawBadgerOptions are the Badger options of the raw baseline: a copy of
-// what state.Options.badgerOptions (unexported) gives for the default
-// 256 MiB budget. Keep them in step with state/options.go.
+// rawBadgerOptions are the Badger options of the raw baseline: what a
+// store with the default 256 MiB budget uses.
 func rawBadgerOptions(dir string) badger.Options {
-	const mib = 1 << 20
-	o := badger.DefaultOptions(dir).
-		WithLogger(nil).
-		WithSyncWrites(false).
-		WithDetectConflicts(false).
-		WithCompression(options.Snappy).
-		WithMemTableSize(16 * mib).
-		WithNumMemtables(2).
-		WithNumLevelZeroTables(2).
-		WithNumLevelZeroTablesStall(8).
-		WithNumCompactors(2).
-		WithBaseTableSize(1 * mib).
-		WithBlockCacheSize(16 * mib).
-		WithIndexCacheSize(16 * mib).
-		WithValueThreshold(64 << 10).
-		WithValueLogFileSize(256 * mib).
-		WithMetricsEnabled(false)
-	o.TableSizeMultiplier = 1
-	return o
+	return state.DefaultOptions(dir).BadgerOptions().WithLogger(nil)
 }
 
 // rawWriter writes the bytes the state package writes for a member update

@@ -42,7 +42,7 @@ type Options struct {
 	// Dir is the state directory (created if missing).
 	Dir string
 	// MemoryBudget is the one number that bounds the store's memory: it is
-	// split between Badger's memtables, block cache and index cache and the
+	// split between Badger's memtables, index cache and working memory and the
 	// in-memory member-state cache (see MemorySplit and
 	// docs/architecture.md). Default 256 MiB; at least 16 MiB.
 	MemoryBudget int64

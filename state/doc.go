@@ -46,7 +46,7 @@
 //
 // # Memory
 //
-// Options.MemoryBudget is split between Badger's memtables, block cache,
-// index cache and the member cache (see memorySplit); set GOMEMLIMIT to
+// Options.MemoryBudget is split between Badger's memtables, index cache and
+// working memory and the member cache (see memorySplit); set GOMEMLIMIT to
 // RecommendedMemoryLimit(budget).
 package state

@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+
 	"github.com/churnflow/churnflow/operators"
 )
 
@@ -79,5 +82,84 @@ func TestReopenWithEmptyValueLog(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "000099.vlog")); err == nil {
 		t.Error("the empty value log is still there")
+	}
+}
+
+// TestReopenSnappyTables: stores written before tables went uncompressed
+// hold Snappy tables (Badger records each table's compression in its
+// manifest); the store opens them, with no block cache, and reads them.
+func TestReopenSnappyTables(t *testing.T) {
+	dir := t.TempDir()
+	o := DefaultOptions(dir)
+	o.MemoryBudget, o.GCInterval = 32*mib, 0
+	s, err := Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := s.Partition(0).NewBatch()
+	for i := range 2000 {
+		st := testState(i, 0)
+		b.Put(mid(i), &st, 0)
+	}
+	b.SetOffset("in", 2000)
+	if err := b.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	bo, _ := o.badgerOptions()
+	bo = bo.WithCompression(options.Snappy).WithBlockCacheSize(16 * mib).WithLogger(nil)
+	// Rewrite every key through a Badger that compresses: its memtable is
+	// flushed to a Snappy table on Close.
+	db, err := openBadger(bo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wb := db.NewWriteBatch()
+	err = db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.DefaultIteratorOptions)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if err := wb.Set(it.Item().KeyCopy(nil), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = wb.Flush()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if db, err = openBadger(bo); err != nil {
+		t.Fatal(err)
+	}
+	snappy := 0
+	for _, ti := range db.Tables() {
+		if ti.KeyCount > 0 && ti.OnDiskSize < ti.UncompressedSize {
+			snappy++
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if snappy == 0 {
+		t.Fatal("no table written with Snappy")
+	}
+	s = openTest(t, dir)
+	for i := range 2000 {
+		var st operators.MemberState
+		if ok, err := s.Partition(0).Get(mid(i), &st); !ok || err != nil {
+			t.Fatalf("member %d: %v, %v", i, ok, err)
+		}
 	}
 }

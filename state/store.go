@@ -140,7 +140,7 @@ func Open(opts Options) (*Store, error) {
 	go s.runGC(opts.GCInterval)
 	go s.runTrim(tableTrimInterval)
 	s.log.Debug().Str("dir", opts.Dir).Int64("memtable_bytes", split.MemTable).
-		Int64("block_cache_bytes", split.BlockCache).Int64("index_cache_bytes", split.IndexCache).
+		Int64("index_cache_bytes", split.IndexCache).
 		Int64("member_cache_bytes", split.MemberCache).Msg("state store open")
 	return s, nil
 }

@@ -274,11 +274,7 @@ func (h *run) all(ctx context.Context) error {
 		return err
 	}
 	h.logf("preloading %d events for %d members on %d partitions", h.cfg.Events, h.cfg.Members, h.cfg.Partitions)
-	live := 0
-	if !h.cfg.skips("latency") {
-		live = h.cfg.liveEvents()
-	}
-	data, err := preload(ctx, h.brokers, h.topics, h.cfg, live)
+	data, err := preload(ctx, h.brokers, h.topics, h.cfg, !h.cfg.skips("latency"))
 	if err != nil {
 		return err
 	}

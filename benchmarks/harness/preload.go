@@ -93,10 +93,13 @@ func spanFor(seed uint64, members, events int) (int, error) {
 
 // preload produces cfg.Events generated records to the input topics,
 // streaming them (10,000,000 records do not fit comfortably in memory),
-// and keeps the extraEvents that follow for the restart phase and the live
-// events after those for the latency phase.
-func preload(ctx context.Context, brokers []string, topics pipeline.Topics, cfg Config, live int) (*dataSet, error) {
+// and keeps the extraEvents that follow for the restart phase and, with
+// keepLive, the live events after those for the latency phase. The span
+// of event time makes room for the live events whether or not they are
+// kept, so that the preloaded events do not depend on the phases skipped.
+func preload(ctx context.Context, brokers []string, topics pipeline.Topics, cfg Config, keepLive bool) (*dataSet, error) {
 	start := time.Now()
+	live := cfg.liveEvents()
 	days, err := spanFor(cfg.Seed, cfg.Members, cfg.Events+extraEvents+live)
 	if err != nil {
 		return nil, err
@@ -147,6 +150,9 @@ func preload(ctx context.Context, brokers []string, topics pipeline.Topics, cfg 
 	}
 	for len(ds.extra) < extraEvents && s.Next(&r) {
 		ds.extra = append(ds.extra, record{topic: r.Topic, key: []byte(r.Member), value: r.AppendJSON(nil)})
+	}
+	if !keepLive {
+		live = 0
 	}
 	ds.live = make([]operators.Event, 0, live)
 	for len(ds.live) < live && s.Next(&r) {
