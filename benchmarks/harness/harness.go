@@ -9,6 +9,7 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/churnflow/churnflow/pipeline"
+	"github.com/churnflow/churnflow/state"
 )
 
 // Config says what to measure. Start from DefaultConfig or QuickConfig.
@@ -35,6 +37,10 @@ type Config struct {
 	Members, Events int
 	// Partitions of the input topics.
 	Partitions int
+	// MemoryBudget is the state store's memory budget in the floor,
+	// pipeline and timers phases (state.Options.MemoryBudget; the memory
+	// limit follows from it); 0: the store's default.
+	MemoryBudget int64
 	// Seed of the generated population.
 	Seed uint64
 	// LatencyRate (events/s) and LatencyFor shape the latency phase.
@@ -93,6 +99,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("bench: --members %d: give at least 100", c.Members)
 	case c.Events < c.Members:
 		return fmt.Errorf("bench: --events %d is fewer than --members %d: give at least one event per member", c.Events, c.Members)
+	case c.MemoryBudget != 0 && c.MemoryBudget < 16<<20:
+		return fmt.Errorf("bench: --memory %d: give at least 16MiB", c.MemoryBudget)
 	case c.Partitions < 1 || c.Partitions > 256:
 		return fmt.Errorf("bench: --partitions %d: give 1 to 256", c.Partitions)
 	case !(c.LatencyRate > 0):
@@ -140,9 +148,11 @@ type Result struct {
 	Members    int    `json:"members"`
 	Events     int    `json:"events"`
 	Partitions int    `json:"partitions"`
-	GoVersion  string `json:"go_version"`
-	CPUs       int    `json:"cpus"`
-	StartedAt  string `json:"started_at"`
+	// MemoryBudget is the state memory budget the phases used, bytes.
+	MemoryBudget int64  `json:"memory_budget_bytes"`
+	GoVersion    string `json:"go_version"`
+	CPUs         int    `json:"cpus"`
+	StartedAt    string `json:"started_at"`
 	// LoadBefore and LoadAfter are the machine's load averages (1, 5, 15
 	// minutes) when the run started and ended: other work on the machine
 	// shows in them.
@@ -219,7 +229,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	h := &run{cfg: cfg, res: &Result{Commit: cfg.Commit, Quick: cfg.Quick, Members: cfg.Members, Events: cfg.Events,
-		Partitions: cfg.Partitions, GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
+		Partitions: cfg.Partitions, MemoryBudget: cmp.Or(cfg.MemoryBudget, state.DefaultOptions("").MemoryBudget),
+		GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
 		StartedAt: time.Now().UTC().Format(time.RFC3339), CPUSecondsPerMillion: map[string]float64{},
 		PeakRSSByPhase: map[string]int64{}, LoadBefore: loadAverage(), Skipped: cfg.Skip}}
 	defer func() { h.res.LoadAfter = loadAverage() }()
@@ -282,7 +293,7 @@ func (h *run) all(ctx context.Context) error {
 	h.logf("preloaded in %v (%d days of events, %.0f bytes per event)", data.took.Round(time.Millisecond), data.days, float64(data.bytes)/float64(h.cfg.Events))
 
 	n := int64(h.cfg.Events)
-	spec := PhaseSpec{Brokers: h.brokers, Topics: h.topics, Partitions: h.cfg.Partitions}
+	spec := PhaseSpec{Brokers: h.brokers, Topics: h.topics, Partitions: h.cfg.Partitions, MemoryBudget: h.res.MemoryBudget}
 
 	if !h.cfg.skips("raw") {
 		spec.Phase = PhaseRaw
@@ -439,7 +450,7 @@ func (h *run) timers(ctx context.Context) error {
 	r := h.res
 	r.TimersSmall, r.TimersLarge, r.TimersDue = h.cfg.TimersSmall, h.cfg.TimersLarge, h.cfg.TimersDue
 	for _, pending := range []int{h.cfg.TimersSmall, h.cfg.TimersLarge} {
-		spec := PhaseSpec{Phase: PhaseTimers, StateDir: filepath.Join(h.dir, fmt.Sprintf("timers-%d", pending)),
+		spec := PhaseSpec{Phase: PhaseTimers, MemoryBudget: h.res.MemoryBudget, StateDir: filepath.Join(h.dir, fmt.Sprintf("timers-%d", pending)),
 			Pending: pending, Due: h.cfg.TimersDue}
 		res, _, err := h.phase(ctx, fmt.Sprintf("timers-%d", pending), spec, 60*time.Minute)
 		if err != nil {

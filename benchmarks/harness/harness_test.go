@@ -30,6 +30,7 @@ func tinyConfig(t *testing.T) Config {
 	c.Members, c.Events, c.Partitions = 2000, 30_000, 4
 	c.LatencyRate, c.LatencyFor = 2000, 2*time.Second
 	c.TimersSmall, c.TimersLarge, c.TimersDue = 500, 5000, 100
+	c.MemoryBudget = 64 << 20
 	c.WorkDir = t.TempDir()
 	c.Progress = testWriter{t}
 	return c
@@ -62,6 +63,9 @@ func checkFigures(t *testing.T, r *Result, c Config) {
 	}
 	if r.RestartFlushedSeconds < r.RestartSeconds {
 		t.Errorf("restart: committed after %v s but flushed after %v s, before it", r.RestartSeconds, r.RestartFlushedSeconds)
+	}
+	if r.MemoryBudget != c.MemoryBudget {
+		t.Errorf("memory budget %d recorded, want %d", r.MemoryBudget, c.MemoryBudget)
 	}
 	if r.StateMembers == 0 || r.StateMembers > int64(c.Members) {
 		t.Errorf("state members %d, want 1..%d", r.StateMembers, c.Members)
@@ -156,5 +160,15 @@ func TestPeerDirChecked(t *testing.T) {
 	c.PeerDir = filepath.Join("..", "peers", "kafka-streams")
 	if err := c.Validate(); err != nil {
 		t.Errorf("Validate with the peer's project: %v", err)
+	}
+}
+
+// TestMemoryBudgetChecked: a budget the store would refuse is refused
+// before any phase runs.
+func TestMemoryBudgetChecked(t *testing.T) {
+	c := QuickConfig()
+	c.Bin, c.MemoryBudget = "churnflow", 1<<20
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--memory") {
+		t.Errorf("Validate with a 1 MiB budget: %v, want an error naming --memory", err)
 	}
 }

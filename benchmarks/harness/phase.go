@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -64,6 +65,8 @@ type PhaseSpec struct {
 	// HeapProfile is written when the pipeline reaches its target, before
 	// it stops (the live heap at its fullest).
 	HeapProfile string `json:"heap_profile,omitempty"`
+	// MemoryBudget is the state store's memory budget; 0: its default.
+	MemoryBudget int64 `json:"memory_budget,omitempty"`
 	// Pending and Due are the timers phase's sizes.
 	Pending int `json:"pending,omitempty"`
 	Due     int `json:"due,omitempty"`
@@ -202,7 +205,7 @@ func runRaw(ctx context.Context, spec PhaseSpec) (PhaseResult, error) {
 // partition, as churnflow's workers commit: the key is the member, the
 // value the event's bytes. No decoding, no logic.
 func runFloor(ctx context.Context, spec PhaseSpec) (PhaseResult, error) {
-	opts := state.DefaultOptions(spec.StateDir)
+	opts := spec.stateOptions()
 	setMemoryLimit(opts.MemoryBudget)
 	db, err := badger.Open(opts.BadgerOptions())
 	if err != nil {
@@ -247,7 +250,7 @@ func runFloor(ctx context.Context, spec PhaseSpec) (PhaseResult, error) {
 // the committed input offsets reach spec.Target and the outbox is empty,
 // or, with Latency, until ctx ends.
 func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResult, error) {
-	opts := state.DefaultOptions(spec.StateDir)
+	opts := spec.stateOptions()
 	setMemoryLimit(opts.MemoryBudget)
 	engine, err := operators.NewEngine(operators.DefaultConfig())
 	if err != nil {
@@ -342,7 +345,7 @@ func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResul
 		}
 		res.Records = n - start
 		if warm.target > 0 && !warm.done {
-			quiet, fired, err := warm.quiet(n, store, reg)
+			quiet, fired, err := warm.quiet(ctx, n, store, spec.Partitions, reg)
 			if err != nil {
 				return res, err
 			}
@@ -359,12 +362,16 @@ func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResul
 			res.CommittedNS = time.Now().UnixNano()
 		}
 		if spec.Target > 0 && n >= spec.Target {
-			stats, err := store.Stats()
+			empty, err := outboxEmpty(ctx, store, spec.Partitions)
 			if err != nil {
 				return res, err
 			}
-			if stats.OutboxDepth == 0 {
+			if empty {
 				res.LastNS = time.Now().UnixNano()
+				stats, err := store.Stats()
+				if err != nil {
+					return res, err
+				}
 				res.Members, res.DiskBytes, res.VlogBytes = stats.Members, stats.DiskBytes, stats.ValueLogBytes
 				done = true
 				if err := writeHeapProfile(spec.HeapProfile); err != nil {
@@ -408,13 +415,13 @@ type warmWatch struct {
 
 // quiet looks (at most every 50 ms) and reports whether the warm-up is done,
 // with the timers fired so far.
-func (w *warmWatch) quiet(consumed int64, store *state.Store, reg prometheus.Gatherer) (bool, int64, error) {
+func (w *warmWatch) quiet(ctx context.Context, consumed int64, store *state.Store, partitions int, reg prometheus.Gatherer) (bool, int64, error) {
 	now := time.Now()
 	if consumed < w.target || now.Sub(w.lastLook) < 50*time.Millisecond {
 		return false, w.fired, nil
 	}
 	w.lastLook = now
-	stats, err := store.Stats()
+	empty, err := outboxEmpty(ctx, store, partitions)
 	if err != nil {
 		return false, 0, err
 	}
@@ -422,12 +429,31 @@ func (w *warmWatch) quiet(consumed int64, store *state.Store, reg prometheus.Gat
 	if err != nil {
 		return false, 0, err
 	}
-	if stats.OutboxDepth != 0 || fired != w.fired || w.quietFrom.IsZero() {
+	if !empty || fired != w.fired || w.quietFrom.IsZero() {
 		w.fired, w.quietFrom = fired, now
 		return false, fired, nil
 	}
 	w.done = now.Sub(w.quietFrom) >= warmQuiet
 	return w.done, fired, nil
+}
+
+// errFound stops outboxEmpty's scan at the first pending record.
+var errFound = errors.New("found")
+
+// outboxEmpty reports whether no partition's outbox holds a record: a scan
+// of the outboxes only (Store.Stats scans every key, seconds at 1,000,000
+// members, and would compete with the pipeline for the CPU).
+func outboxEmpty(ctx context.Context, store *state.Store, partitions int) (bool, error) {
+	for p := range partitions {
+		err := store.Partition(state.Partition(p)).Outbox(ctx, func(uint64, state.OutboxRecord) error { return errFound })
+		if errors.Is(err, errFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // counterValue sums the counter name's series in reg.
@@ -445,6 +471,14 @@ func counterValue(reg prometheus.Gatherer, name string) (int64, error) {
 		}
 	}
 	return int64(v), nil
+}
+
+// stateOptions are the state store's options for the phase: the defaults
+// in StateDir, with the phase's MemoryBudget.
+func (spec PhaseSpec) stateOptions() state.Options {
+	opts := state.DefaultOptions(spec.StateDir)
+	opts.MemoryBudget = cmp.Or(spec.MemoryBudget, opts.MemoryBudget)
+	return opts
 }
 
 // writeHeapProfile writes the in-use heap to path ("" : nothing).

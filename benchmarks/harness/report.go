@@ -17,8 +17,8 @@ func (r *Result) WriteTable(w io.Writer) error {
 		profile = "quick"
 	}
 	p("churnflow bench (%s profile) at %s, commit %s", profile, r.StartedAt, r.Commit)
-	p("broker %s; %d events, %d members, %d partitions; %s, %d CPUs; load average %s at the start, %s at the end",
-		r.Broker, r.Events, r.Members, r.Partitions, r.GoVersion, r.CPUs, r.LoadBefore, r.LoadAfter)
+	p("broker %s; %d events, %d members, %d partitions; state memory budget %d MiB; %s, %d CPUs; load average %s at the start, %s at the end",
+		r.Broker, r.Events, r.Members, r.Partitions, r.MemoryBudget>>20, r.GoVersion, r.CPUs, r.LoadBefore, r.LoadAfter)
 	p("")
 	p("phase\tevents/s\tCPU s per M events\tpeak RSS")
 	row := func(name, key string, rate float64) {

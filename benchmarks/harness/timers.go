@@ -17,7 +17,7 @@ import (
 // timers index for the members due before it, read each, Advance it, put
 // it back, commit. Only the firing is timed.
 func runTimers(ctx context.Context, spec PhaseSpec) (PhaseResult, error) {
-	opts := state.DefaultOptions(spec.StateDir)
+	opts := spec.stateOptions()
 	setMemoryLimit(opts.MemoryBudget)
 	engine, err := operators.NewEngine(operators.DefaultConfig())
 	if err != nil {

@@ -31,6 +31,7 @@ type benchFlags struct {
 	parts   int
 	rate    float64
 	rateFor time.Duration
+	memory  int64
 }
 
 func newBenchCmd(s streams) *cobra.Command {
@@ -91,6 +92,9 @@ judge: the targets are in docs/performance.md.`,
 			if fl.Changed("latency-for") {
 				cfg.LatencyFor = f.rateFor
 			}
+			if fl.Changed("memory") {
+				cfg.MemoryBudget = f.memory
+			}
 			bin, err := os.Executable()
 			if err != nil {
 				return fmt.Errorf("bench: find churnflow's executable: %w", err)
@@ -141,6 +145,7 @@ judge: the targets are in docs/performance.md.`,
 	fl.IntVar(&f.parts, "partitions", 0, "partitions of the input topics (default 8)")
 	fl.Float64Var(&f.rate, "latency-rate", 0, "events per second offered in the latency phase (default 20,000; --quick 5,000)")
 	fl.DurationVar(&f.rateFor, "latency-for", 0, "how long the latency phase offers events (default 30s; --quick 5s)")
+	fl.Var(sizeValue{&f.memory}, "memory", "state memory budget of the floor, pipeline and timers phases, as churnflow run's --memory (default 256MiB); the memory limit follows from it")
 	fl.StringSliceVar(&f.skip, "skip", nil, "leave out these phases (raw, floor, restart, latency, timers), to iterate on the others; their figures read as zero")
 	fl.StringVar(&f.profile, "cpuprofile", "", "write the end-to-end phase's CPU profile (pprof) to this file")
 	fl.StringVar(&f.heap, "memprofile", "", "write the end-to-end phase's live heap (pprof) at its end to this file")
