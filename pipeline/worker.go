@@ -696,9 +696,35 @@ const sendCap = 2
 // trips overlap the next batch's work instead of adding to it. After a
 // failed send (the flush context ended) it sends nothing more: the records
 // wait in the outbox for the next assignment.
+//
+// The consumer group's offsets (for lag monitoring only: the state holds
+// the offsets processing resumes from) are committed at most every
+// groupCommitEvery, and once more when the worker stops. Committing them
+// after every batch was a third broker round trip per batch: with the small
+// batches of a pipeline that keeps up (tens of records), the sender fell
+// behind and held the worker back.
 func (w *worker) sender(jobs <-chan sendJob) {
 	failed := false
-	for j := range jobs {
+	var offsets groupOffsets
+	tick := time.NewTicker(groupCommitEvery)
+	defer tick.Stop()
+	for {
+		var j sendJob
+		select {
+		case <-tick.C:
+			if !failed {
+				offsets.commit(w)
+			}
+			continue
+		case job, ok := <-jobs:
+			if !ok {
+				if !failed {
+					offsets.commit(w)
+				}
+				return
+			}
+			j = job
+		}
 		if failed {
 			continue
 		}
@@ -720,12 +746,42 @@ func (w *worker) sender(jobs <-chan sendJob) {
 			}
 			w.p.metrics.observeBatch(acked.Sub(j.started))
 		}
-		if len(j.commitOffsets) > 0 {
-			if err := w.gen.CommitOffsets(j.commitOffsets); err != nil {
-				w.log.Debug().Err(err).Msg("commit consumer group offsets (lag monitoring only)")
-			}
+		offsets.add(j.commitOffsets)
+	}
+}
+
+// groupCommitEvery is how often a worker commits its partition's offsets
+// to the consumer group.
+const groupCommitEvery = time.Second
+
+// groupOffsets are the acknowledged batches' input offsets not yet
+// committed to the consumer group, by topic and partition.
+type groupOffsets map[string]map[int]int64
+
+// add records offs, later offsets replacing earlier ones.
+func (g *groupOffsets) add(offs map[string]map[int]int64) {
+	for topic, parts := range offs {
+		if *g == nil {
+			*g = groupOffsets{}
+		}
+		if (*g)[topic] == nil {
+			(*g)[topic] = map[int]int64{}
+		}
+		for p, o := range parts {
+			(*g)[topic][p] = o
 		}
 	}
+}
+
+// commit commits the recorded offsets, if any, and forgets them.
+func (g *groupOffsets) commit(w *worker) {
+	if len(*g) == 0 {
+		return
+	}
+	if err := w.gen.CommitOffsets(*g); err != nil {
+		w.log.Debug().Err(err).Msg("commit consumer group offsets (lag monitoring only)")
+	}
+	*g = nil
 }
 
 // send produces records (in seq order) and acknowledges them in the state
