@@ -24,6 +24,7 @@ type benchFlags struct {
 	keep    string
 	profile string
 	heap    string
+	latProf string
 	peer    bool
 	peerDir string
 	members int
@@ -100,6 +101,7 @@ judge: the targets are in docs/performance.md.`,
 				return fmt.Errorf("bench: find churnflow's executable: %w", err)
 			}
 			cfg.Bin, cfg.Brokers, cfg.Profile, cfg.HeapProfile = bin, f.brokers, f.profile, f.heap
+			cfg.LatencyProfile = f.latProf
 			cfg.Peer, cfg.PeerDir, cfg.Commit, cfg.Progress = f.peer, f.peerDir, sourceCommit(), s.err
 			cfg.Skip = f.skip
 			if f.keep != "" {
@@ -149,6 +151,7 @@ judge: the targets are in docs/performance.md.`,
 	fl.StringSliceVar(&f.skip, "skip", nil, "leave out these phases (raw, floor, restart, latency, timers), to iterate on the others; their figures read as zero")
 	fl.StringVar(&f.profile, "cpuprofile", "", "write the end-to-end phase's CPU profile (pprof) to this file")
 	fl.StringVar(&f.heap, "memprofile", "", "write the end-to-end phase's live heap (pprof) at its end to this file")
+	fl.StringVar(&f.latProf, "latency-cpuprofile", "", "write the latency phase's CPU profile (pprof; its whole process, warm-up included) to this file")
 	fl.StringVar(&f.out, "out", "", "write the table or JSON to this file instead of standard output")
 	fl.StringVar(&f.keep, "keep", "", "work in this directory and keep it (state, phase logs)")
 	return cmd
