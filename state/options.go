@@ -94,7 +94,8 @@ func (o *Options) Validate() error {
 //   - Not in the budget: the pages of the tables' memory maps. Badger
 //     writes every table through a memory map and keeps it mapped, so the
 //     whole LSM tree (about 220 MiB for 1 M members) would stay in RSS;
-//     the store releases those pages every 250 ms (trimTables).
+//     the store releases those pages whenever the process's resident
+//     file pages exceed 64 MiB, looking every 250 ms (trimTables).
 type memorySplit struct {
 	MemTable    int64 // Badger MemTableSize (NumMemtables = 2)
 	Memtables   int64 // what the two memtables cost, arena slack included
@@ -137,8 +138,8 @@ func splitMemory(budget int64) memorySplit {
 // events/s). So RSS can exceed the limit by the member cache (up to its
 // share of the budget, or fastcache's minimum of 32 MiB for budgets under
 // about 64 MiB) and by the resident pages of memory-mapped files: the
-// memtables' write-ahead logs, and tables written or read in the last
-// 250 ms (the store releases the tables' pages that often).
+// memtables' write-ahead logs, and the tables' pages (the store releases
+// them whenever the process's resident file pages exceed 64 MiB).
 func RecommendedMemoryLimit(budget int64) int64 {
 	return budget + budget/4 + 64*mib
 }

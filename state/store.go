@@ -302,12 +302,25 @@ func (s *Store) runGC(interval time.Duration) {
 	}
 }
 
-// tableTrimInterval is how often runTrim releases the pages of the tables'
-// memory maps.
+// tableTrimInterval is how often runTrim looks at the process's resident
+// file pages.
 const tableTrimInterval = 250 * time.Millisecond
 
-// runTrim calls trimTables every interval until Close: the pages of the
+// trimFileRSSAbove is the process's resident file-backed memory (RssFile:
+// the executable's pages too, about 20-30 MiB) above which runTrim
+// releases the pages of the tables' and the value log's memory maps.
+const trimFileRSSAbove = 64 * mib
+
+// runTrim calls trimTables when the process's resident file pages exceed
+// trimFileRSSAbove, looking every interval, until Close: the pages of the
 // tables' memory maps are not part of the memory budget (see trimTables).
+//
+// It used to trim every interval. That evicted the tables' pages from the
+// page cache every 250 ms, and the next member-cache miss on a block read
+// it back: at 1,000,000 members the latency phase's process waited more
+// than it worked (benchmarks/RESULTS.md, sixth sitting). Trimming only
+// above a bound keeps the hot blocks resident between trims and still
+// bounds what the maps add to RSS.
 func (s *Store) runTrim(interval time.Duration) {
 	defer close(s.trimDone)
 	dir := tableDir(s.opts.Dir)
@@ -318,7 +331,9 @@ func (s *Store) runTrim(interval time.Duration) {
 		case <-s.gcStop:
 			return
 		case <-t.C:
-			trimTables(dir)
+			if rss := fileRSS(); rss < 0 || rss >= trimFileRSSAbove {
+				trimTables(dir)
+			}
 		}
 	}
 }

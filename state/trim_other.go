@@ -6,3 +6,6 @@ func tableDir(dir string) string { return "" }
 
 // trimTables does nothing outside Linux (see trim_linux.go).
 func trimTables(dir string) int { return 0 }
+
+// fileRSS is unknown outside Linux.
+func fileRSS() int64 { return -1 }
