@@ -641,13 +641,13 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 		}
 		out = append(out, outRecord{seq: b.Append(id, rec), rec: rec})
 	}
-	commitOffsets := map[string]map[int]int64{}
+	inOffsets := [2]int64{-1, -1}
 	clOffsets := map[string]int64{}
 	for i := range w.in {
 		in := &w.in[i]
 		if in.dirty {
 			b.SetOffset(in.name, in.applied)
-			commitOffsets[in.name] = map[int]int64{w.part: in.applied}
+			inOffsets[i] = in.applied
 		}
 		if in.applied >= 0 {
 			clOffsets[in.name] = in.applied
@@ -673,18 +673,18 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 	w.log.Debug().Int("applied", applied).Int("dead_letters", len(dead)).Int("timers_fired", fired).
 		Int("members", len(members)).Int("outbox", len(out)).Int64("watermark", wm).Msg("batch committed")
 	w.hint = batchHint{members: len(members), alerts: len(alerts), alertBytes: len(vals)}
-	w.sendq <- sendJob{out: out, alerts: alerts, alertFrom: alertFrom, started: started, commitOffsets: commitOffsets}
+	w.sendq <- sendJob{out: out, alerts: alerts, alertFrom: alertFrom, started: started, inOffsets: inOffsets}
 	return true, nil
 }
 
 // sendJob is a committed batch's outbox records, handed to the worker's
 // sender, with what the metrics need once they are acknowledged.
 type sendJob struct {
-	out           []outRecord
-	alerts        []operators.Alert
-	alertFrom     []time.Time
-	started       time.Time
-	commitOffsets map[string]map[int]int64
+	out       []outRecord
+	alerts    []operators.Alert
+	alertFrom []time.Time
+	started   time.Time
+	inOffsets [2]int64 // per input topic, the offset this batch committed; -1: none
 }
 
 // sendCap bounds the committed batches waiting for the sender: the worker
@@ -705,7 +705,7 @@ const sendCap = 2
 // behind and held the worker back.
 func (w *worker) sender(jobs <-chan sendJob) {
 	failed := false
-	var offsets groupOffsets
+	offsets := groupOffsets{applied: [2]int64{-1, -1}}
 	tick := time.NewTicker(groupCommitEvery)
 	defer tick.Stop()
 	for {
@@ -746,7 +746,7 @@ func (w *worker) sender(jobs <-chan sendJob) {
 			}
 			w.p.metrics.observeBatch(acked.Sub(j.started))
 		}
-		offsets.add(j.commitOffsets)
+		offsets.add(j.inOffsets)
 	}
 }
 
@@ -754,34 +754,38 @@ func (w *worker) sender(jobs <-chan sendJob) {
 // to the consumer group.
 const groupCommitEvery = time.Second
 
-// groupOffsets are the acknowledged batches' input offsets not yet
-// committed to the consumer group, by topic and partition.
-type groupOffsets map[string]map[int]int64
+// groupOffsets are the latest acknowledged input offsets of the worker's
+// partition, per input topic (-1: none yet), and whether they moved since
+// the last commit to the consumer group.
+type groupOffsets struct {
+	applied [2]int64
+	moved   bool
+}
 
-// add records offs, later offsets replacing earlier ones.
-func (g *groupOffsets) add(offs map[string]map[int]int64) {
-	for topic, parts := range offs {
-		if *g == nil {
-			*g = groupOffsets{}
-		}
-		if (*g)[topic] == nil {
-			(*g)[topic] = map[int]int64{}
-		}
-		for p, o := range parts {
-			(*g)[topic][p] = o
+// add records a batch's offsets (-1: that topic did not move).
+func (g *groupOffsets) add(applied [2]int64) {
+	for i, o := range applied {
+		if o >= 0 {
+			g.applied[i], g.moved = o, true
 		}
 	}
 }
 
-// commit commits the recorded offsets, if any, and forgets them.
+// commit commits the recorded offsets, if they moved.
 func (g *groupOffsets) commit(w *worker) {
-	if len(*g) == 0 {
+	if !g.moved {
 		return
 	}
-	if err := w.gen.CommitOffsets(*g); err != nil {
+	offs := map[string]map[int]int64{}
+	for i, o := range g.applied {
+		if o >= 0 {
+			offs[w.in[i].name] = map[int]int64{w.part: o}
+		}
+	}
+	if err := w.gen.CommitOffsets(offs); err != nil {
 		w.log.Debug().Err(err).Msg("commit consumer group offsets (lag monitoring only)")
 	}
-	*g = nil
+	g.moved = false
 }
 
 // send produces records (in seq order) and acknowledges them in the state
