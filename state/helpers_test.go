@@ -59,7 +59,29 @@ func encoded(s *operators.MemberState) string { return string(s.AppendEncode(nil
 func dump(t *testing.T, s *Store) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := eachEntry(s.db, func(key, v []byte) error {
+		if p, ok := parsePartition(key); ok && key[0] == kindOutbox && len(key) == len(appendPrefix(nil, kindOutbox, p))+8 {
+			// One pseudo-key per record, packed or not, so that
+			// dumps compare records whatever entries hold them.
+			first := binary.BigEndian.Uint64(key[len(key)-8:])
+			return decodeOutboxValue(first, v, func(seq uint64, rec OutboxRecord) error {
+				out[string(outboxKey(nil, p, seq))] = string(appendRecord(nil, &rec))
+				return nil
+			})
+		}
+		out[string(key)] = string(v)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// eachEntry calls fn with every live key of db and its value, copies fn
+// may keep, in key order; it stops at fn's first error.
+func eachEntry(db *badger.DB, fn func(key, val []byte) error) error {
+	return db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.DefaultIteratorOptions)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -67,28 +89,12 @@ func dump(t *testing.T, s *Store) map[string]string {
 			if err != nil {
 				return err
 			}
-			key := it.Item().KeyCopy(nil)
-			if p, ok := parsePartition(key); ok && key[0] == kindOutbox && len(key) == len(appendPrefix(nil, kindOutbox, p))+8 {
-				// One pseudo-key per record, packed or not, so that
-				// dumps compare records whatever entries hold them.
-				first := binary.BigEndian.Uint64(key[len(key)-8:])
-				err := decodeOutboxValue(first, v, func(seq uint64, rec OutboxRecord) error {
-					out[string(outboxKey(nil, p, seq))] = string(appendRecord(nil, &rec))
-					return nil
-				})
-				if err != nil {
-					return err
-				}
-				continue
+			if err := fn(it.Item().KeyCopy(nil), v); err != nil {
+				return err
 			}
-			out[string(key)] = string(v)
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // keysWithPrefix lists the live keys starting with prefix.

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	badger "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/churnflow/churnflow/operators"
@@ -117,20 +116,7 @@ func TestReopenSnappyTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	wb := db.NewWriteBatch()
-	err = db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.DefaultIteratorOptions)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			if err := wb.Set(it.Item().KeyCopy(nil), v); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err = eachEntry(db, wb.Set)
 	if err == nil {
 		err = wb.Flush()
 	}

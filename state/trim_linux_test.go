@@ -1,30 +1,18 @@
 package state
 
 import (
-	"bufio"
-	"bytes"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/churnflow/churnflow/operators"
 )
 
 func rssFile(t *testing.T) int64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Skip(err)
+	t.Helper()
+	n := fileRSS()
+	if n < 0 {
+		t.Fatal("no RssFile in /proc/self/status")
 	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "RssFile:"); ok {
-			n, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
-			return n << 10
-		}
-	}
-	t.Skip("no RssFile in /proc/self/status")
-	return 0
+	return n
 }
 
 // trimTables finds the store's table maps and releases their pages, and the
