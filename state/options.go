@@ -66,10 +66,10 @@ func (o *Options) Validate() error {
 //     cache. With Snappy, every read of a block (the member cache's
 //     misses, compactions) decompressed it into a fresh buffer, and the
 //     block cache (budget/16) held few of them, misses being random keys.
-//     Measured at 1,000,000 members (benchmarks/RESULTS.md, sixth
-//     sitting): 11,161 → 15,494 events/s, 152.6 → 101.7 CPU s per million
-//     events; the LSM tree takes 222 instead of 129 bytes per member on
-//     disk. The block cache's share went to Badger's working memory,
+//     Measured at 1,000,000 members, back to back on the same data
+//     (benchmarks/RESULTS.md, sixth sitting): 13,350 → 16,774 events/s,
+//     134.7 → 98.0 CPU s per million events; the LSM tree takes 222
+//     instead of 126 bytes per member on disk. The block cache's share went to Badger's working memory,
 //     which its table builders overrun anyway.
 //   - Index cache, budget/16 (6.25 %): table indexes and bloom filters. Not
 //     zero, because Badger's zero keeps every index in RAM, unbounded. Bloom
