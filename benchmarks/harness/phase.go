@@ -62,8 +62,10 @@ type PhaseSpec struct {
 	// fired>" and starts collecting latencies and counting timers afresh.
 	WarmTarget int64  `json:"warm_target,omitempty"`
 	CPUProfile string `json:"cpu_profile,omitempty"`
-	// HeapProfile is written when the pipeline reaches its target, before
-	// it stops (the live heap at its fullest).
+	// HeapProfile is written when the pipeline has processed half its
+	// target: the live heap while it is busy (at the end, with the outbox
+	// drained and the compactions done, it is a third of that). Its
+	// allocation samples cover that first half.
 	HeapProfile string `json:"heap_profile,omitempty"`
 	// MemoryBudget is the state store's memory budget; 0: its default.
 	MemoryBudget int64 `json:"memory_budget,omitempty"`
@@ -316,7 +318,7 @@ func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResul
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	start, _ := consumed()
-	done := false
+	done, heapWritten := false, false
 	warm := warmWatch{target: spec.WarmTarget}
 	var timersBefore int64
 	for !done {
@@ -358,6 +360,12 @@ func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResul
 			}
 			continue
 		}
+		if spec.HeapProfile != "" && !heapWritten && spec.Target > 0 && n >= spec.Target/2 {
+			if err := writeHeapProfile(spec.HeapProfile); err != nil {
+				return res, err
+			}
+			heapWritten = true
+		}
 		if spec.Target > 0 && n >= spec.Target && res.CommittedNS == 0 {
 			res.CommittedNS = time.Now().UnixNano()
 		}
@@ -374,9 +382,6 @@ func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResul
 				}
 				res.Members, res.DiskBytes, res.VlogBytes = stats.Members, stats.DiskBytes, stats.ValueLogBytes
 				done = true
-				if err := writeHeapProfile(spec.HeapProfile); err != nil {
-					return res, err
-				}
 			}
 		}
 	}

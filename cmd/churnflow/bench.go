@@ -150,7 +150,7 @@ judge: the targets are in docs/performance.md.`,
 	fl.Var(sizeValue{&f.memory}, "memory", "state memory budget of the floor, pipeline and timers phases, as churnflow run's --memory (default 256MiB); the memory limit follows from it")
 	fl.StringSliceVar(&f.skip, "skip", nil, "leave out these phases (raw, floor, restart, latency, timers), to iterate on the others; their figures read as zero")
 	fl.StringVar(&f.profile, "cpuprofile", "", "write the end-to-end phase's CPU profile (pprof) to this file")
-	fl.StringVar(&f.heap, "memprofile", "", "write the end-to-end phase's live heap (pprof) at its end to this file")
+	fl.StringVar(&f.heap, "memprofile", "", "write the end-to-end phase's live heap (pprof), halfway through its events, to this file")
 	fl.StringVar(&f.latProf, "latency-cpuprofile", "", "write the latency phase's CPU profile (pprof; its whole process, warm-up included) to this file")
 	fl.StringVar(&f.out, "out", "", "write the table or JSON to this file instead of standard output")
 	fl.StringVar(&f.keep, "keep", "", "work in this directory and keep it (state, phase logs)")
