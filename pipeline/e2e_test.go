@@ -134,7 +134,7 @@ func testBadInput(t *testing.T, b testBroker) {
 		{msgs[mid], operators.ReasonDuplicate}, // the same record again, right after it
 		{act(member, fmt.Appendf(nil, `{"event_id":"bad-7","type":"booking","member_id":%q,"occurred_at":%q,"product":"flight"}`, member, ts)), operators.ReasonWrongTopic},
 		{act("someone-else", login("bad-8", "")), operators.ReasonKeyMismatch},
-		// Larger than a fetch's byte limit (fetchMaxBytes, 256 KiB): the
+		// Larger than a fetch's byte limit (fetchMaxBytes, 128 KiB): the
 		// broker still returns it, alone, and it goes to the dead letters.
 		{act(member, login("bad-9", `,"padding":"`+strings.Repeat("y", 300<<10)+`"`)), operators.ReasonOversize},
 	}

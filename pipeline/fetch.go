@@ -17,10 +17,13 @@ import (
 // event-to-alert latency (500 ms gave a p50 of 870 ms at 5,000 events/s in
 // churnflow bench; 100 ms, 440 ms). An idle partition costs one empty fetch
 // per fetchMaxWait. (kafka-go's Reader misbehaves below ~250 ms, DESIGN.md's
-// pitfalls; the fetcher uses a Conn, not a Reader.)
+// pitfalls; the fetcher uses a Conn, not a Reader.) fetchMaxBytes bounds
+// a fetch: about 900 records of the benchmark's 143 bytes, several a
+// second per partition at full speed; a record larger than it still comes
+// (Kafka returns the first record batch whole).
 const (
 	fetchMaxWait  = 100 * time.Millisecond
-	fetchMaxBytes = 256 << 10
+	fetchMaxBytes = 128 << 10
 	fetchSlack    = 10 * time.Second // read deadline beyond fetchMaxWait
 	backoffMin    = 100 * time.Millisecond
 	backoffMax    = 5 * time.Second
