@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync/atomic"
 
@@ -85,6 +86,9 @@ type Batch struct {
 	offsets map[string]int64
 	maxSeq  uint64
 	mark    int64 // the partition's dueMark when Commit started
+	// minInserted is the earliest timer entry the commit inserts
+	// (math.MaxInt64: none), for the partition's due floor.
+	minInserted int64
 }
 
 // group is one member's changes.
@@ -372,6 +376,10 @@ func (b *Batch) Commit(ctx context.Context) error {
 		return classify(fmt.Errorf("commit partition %d: read timer index: %w", p, err))
 	}
 	b.mark = b.ps.st.dueMark.Load()
+	b.minInserted = math.MaxInt64
+	// After the transactions, committed or not (a split commit may have
+	// written some): a lower floor than needed costs only a longer scan.
+	defer func() { b.ps.st.lowerDueFloor(b.minInserted) }()
 	ops, units := b.plan()
 	if len(units) == 0 {
 		return nil
@@ -471,7 +479,10 @@ func (b *Batch) plan() ([]kvOp, []unit) {
 	slices.SortStableFunc(b.marks, func(x, y mark) int { return cmp.Compare(x.g, y.g) })
 	slices.SortStableFunc(b.recs, func(x, y pendingRec) int { return cmp.Compare(x.g, y.g) })
 	expires := uint64(s.now().Add(s.opts.DedupTTL).Unix())
-	ops := make([]kvOp, 0, 2*len(b.groups)+len(b.marks)+len(b.recs)+len(b.offsets))
+	// Up to three writes per member group (its state, its old timer
+	// entry's delete, the new entry), one per marker, record and offset:
+	// sized for two per group, ops grew (and was copied) in most batches.
+	ops := make([]kvOp, 0, 3*len(b.groups)+len(b.marks)+len(b.recs)+len(b.offsets)+1)
 	units := make([]unit, 0, len(b.groups)+len(b.offsets)+1)
 	keys := slices.Grow(b.keys[:0], 64*cap(ops)+len(b.arena)+12*len(b.groups))
 	defer func() { b.keys = keys }()
@@ -482,6 +493,9 @@ func (b *Batch) plan() ([]kvOp, []unit) {
 	}
 	mi, ri := 0, 0
 	tail := int32(-1)
+	// One unit variable, reused: add and groupOps take its address, so a
+	// unit declared per group escaped to the heap once per member.
+	var u unit
 	for gi := range b.groups {
 		g := &b.groups[gi]
 		if g.id == "" {
@@ -496,7 +510,7 @@ func (b *Batch) plan() ([]kvOp, []unit) {
 			}
 			continue
 		}
-		u := unit{lo: len(ops), g: int32(gi)}
+		u = unit{lo: len(ops), g: int32(gi)}
 		b.groupOps(g, &u, &keys, add)
 		for ; mi < len(b.marks) && b.marks[mi].g == int32(gi); mi++ {
 			start := len(keys)
@@ -520,7 +534,7 @@ func (b *Batch) plan() ([]kvOp, []unit) {
 			if r.g != tail {
 				continue
 			}
-			u := unit{lo: len(ops), g: -1, rec: true}
+			u = unit{lo: len(ops), g: -1, rec: true}
 			start := len(keys)
 			keys = outboxKey(keys, p, r.seq)
 			add(&u, kvOp{key: keys[start:len(keys):len(keys)], val: b.arena[r.off : r.off+r.n], outbox: true, seq: r.seq})
@@ -531,7 +545,7 @@ func (b *Batch) plan() ([]kvOp, []unit) {
 			if m.g != tail {
 				continue
 			}
-			u := unit{lo: len(ops), g: -1}
+			u = unit{lo: len(ops), g: -1}
 			start := len(keys)
 			keys = dedupKey(keys, p, m.id)
 			add(&u, kvOp{key: keys[start:len(keys):len(keys)], expires: expires})
@@ -540,7 +554,7 @@ func (b *Batch) plan() ([]kvOp, []unit) {
 		}
 	}
 	// The last unit: offsets, and the member-less group's state if any.
-	u := unit{lo: len(ops), g: tail}
+	u = unit{lo: len(ops), g: tail}
 	if tail >= 0 {
 		b.groupOps(&b.groups[tail], &u, &keys, add)
 	}
@@ -592,6 +606,7 @@ func (b *Batch) groupOps(g *group, u *unit, keys *[]byte, add func(*unit, kvOp))
 		add(u, kvOp{key: tk, del: true})
 	}
 	if newIdx != 0 && newIdx != g.indexed {
+		b.minInserted = min(b.minInserted, newIdx)
 		tk := put(func(d []byte) []byte { return timerKey(d, p, newIdx, g.id) })
 		add(u, kvOp{key: tk, val: nil})
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -150,8 +151,9 @@ func (l *Loader) Finish(ctx context.Context, offsets map[string]int64, changelog
 	if err != nil {
 		return 0, 0, classify(fmt.Errorf("load partition %d, offsets: %w", l.ps.p, err))
 	}
-	s.cache.dropPartition(l.ps.p) // anything a reader cached while loading
-	l.ps.st.seen.reset()          // the markers loaded
+	s.cache.dropPartition(l.ps.p)        // anything a reader cached while loading
+	l.ps.st.seen.reset()                 // the markers loaded
+	l.ps.st.lowerDueFloor(math.MinInt64) // the timers index rebuilt
 	return l.members, l.markers, nil
 }
 

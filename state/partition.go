@@ -102,9 +102,11 @@ func (ps *PartitionStore) Offsets() (map[string]int64, error) {
 
 // Due calls fn for each timer entry of the partition due strictly before
 // `before`, in ascending (entry due, member) order, at most limit of them
-// (limit <= 0: no limit). It is a range scan from the earliest entry: its
-// cost grows with the entries visited, not with the members held (plus,
-// until compaction, the deletion markers of entries moved in that range).
+// (limit <= 0: no limit). It is a range scan from the earliest entry (in
+// fact from the partition's due floor, which no entry is earlier than):
+// its cost grows with the entries visited, not with the members held
+// (plus, until compaction, the deletion markers of entries moved in that
+// range since the last scan).
 //
 // The timers index is lazy (see Batch): an entry may be earlier than the
 // member's Due, never later, and every member with a non-zero Due has
@@ -131,13 +133,16 @@ func (ps *PartitionStore) Due(ctx context.Context, before int64, limit int, fn f
 	}
 	prefix := appendPrefix(nil, kindTimer, ps.p)
 	end := timerBound(nil, ps.p, before)
+	floor := ps.st.dueFloor.Load()
 	n := 0
+	first, complete := int64(0), false
 	err := ps.s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
+		for it.Seek(timerBound(nil, ps.p, floor)); it.Valid(); it.Next() {
 			key := it.Item().Key()
 			if string(key) >= string(end) {
+				complete = true
 				return nil
 			}
 			if err := ctx.Err(); err != nil {
@@ -147,6 +152,9 @@ func (ps *PartitionStore) Due(ctx context.Context, before int64, limit int, fn f
 			if !ok {
 				continue
 			}
+			if n == 0 {
+				first = due
+			}
 			if err := fn(operators.MemberID(member), due); err != nil {
 				return err
 			}
@@ -154,8 +162,17 @@ func (ps *PartitionStore) Due(ctx context.Context, before int64, limit int, fn f
 				return nil
 			}
 		}
+		complete = true
 		return nil
 	})
+	// Nothing is earlier than the first entry reported, or than before
+	// when a complete scan reported none.
+	switch {
+	case n > 0:
+		ps.st.raiseDueFloor(floor, first)
+	case err == nil && complete:
+		ps.st.raiseDueFloor(floor, before)
+	}
 	if err != nil {
 		return classify(fmt.Errorf("scan timers of partition %d: %w", ps.p, err))
 	}
@@ -359,4 +376,19 @@ func (ps *PartitionStore) SetChangelogOffset(next int64) error {
 		return classify(fmt.Errorf("set changelog offset of partition %d: %w", ps.p, err))
 	}
 	return nil
+}
+
+// raiseDueFloor sets the due floor to to, if it is still from (a commit
+// that inserted an entry since lowered it: then it stays) and to is later.
+func (st *partState) raiseDueFloor(from, to int64) {
+	if to > from {
+		st.dueFloor.CompareAndSwap(from, to)
+	}
+}
+
+// lowerDueFloor lowers the due floor to due if it is later; call it once
+// an entry at due is visible to new transactions.
+func (st *partState) lowerDueFloor(due int64) {
+	for cur := st.dueFloor.Load(); due < cur && !st.dueFloor.CompareAndSwap(cur, due); cur = st.dueFloor.Load() {
+	}
 }

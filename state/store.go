@@ -73,11 +73,22 @@ type partState struct {
 	// called with in this process (math.MinInt64 before the first): a
 	// timer entry earlier than it may have been reported. See Batch.
 	dueMark atomic.Int64
-	seen    seenFilter  // answers most dedup checks without Badger
-	outbox  outboxIndex // pending records of packed outbox entries
-	buffers sync.Pool   // *batchBuffers of committed batches, for the next
-	hint    batchHint   // the last batch's sizes, for the next
-	handle  PartitionStore
+	// dueFloor is a time no timer entry of the partition is earlier than
+	// (math.MinInt64: none known), where a Due scan starts instead of at
+	// the first key: the entries a scan reported are moved by the
+	// caller's next commit, and Badger's iterator steps over every such
+	// deletion marker until compaction drops it. A scan raises it to its
+	// first report (or its bound, when it reported none); a commit lowers
+	// it to each entry it inserts, after the insert is visible, so that a
+	// scan which read the floor before raises nothing past that entry
+	// (its compare-and-swap fails) and a scan which reads it after sees
+	// the entry.
+	dueFloor atomic.Int64
+	seen     seenFilter  // answers most dedup checks without Badger
+	outbox   outboxIndex // pending records of packed outbox entries
+	buffers  sync.Pool   // *batchBuffers of committed batches, for the next
+	hint     batchHint   // the last batch's sizes, for the next
+	handle   PartitionStore
 }
 
 // Open opens (creating if needed) the store in opts.Dir. It validates opts,
@@ -388,6 +399,7 @@ func (s *Store) part(p Partition) *partState {
 		st = &partState{}
 		st.nextSeq.Store(1)
 		st.dueMark.Store(math.MinInt64)
+		st.dueFloor.Store(math.MinInt64)
 		st.handle = PartitionStore{s: s, p: p, st: st}
 		s.parts[p] = st
 	}
@@ -531,6 +543,7 @@ func (s *Store) DropPartition(ctx context.Context, p Partition) error {
 	s.cache.dropPartition(p)
 	s.part(p).seen.reset()
 	s.part(p).outbox.reset()
+	s.part(p).dueFloor.Store(math.MinInt64)
 	for _, k := range kinds {
 		prefix := appendPrefix(nil, k, p)
 		for {

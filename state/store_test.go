@@ -533,3 +533,103 @@ func TestBatchDone(t *testing.T) {
 		t.Errorf("Commit after Discard = %v", err)
 	}
 }
+
+// TestDueFloor: a Due scan starts at the partition's due floor, not at the
+// first timer key; entries a commit inserts below the floor (even one that
+// failed halfway through a split commit) are still reported.
+func TestDueFloor(t *testing.T) {
+	s := openTest(t, "")
+	ps := s.Partition(2)
+	scan := func(before int64) []operators.MemberID {
+		t.Helper()
+		var out []operators.MemberID
+		if err := ps.Due(t.Context(), before, 0, func(id operators.MemberID, _ int64) error {
+			out = append(out, id)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	put := func(id operators.MemberID, due, prev int64) {
+		t.Helper()
+		b := ps.NewBatch()
+		st := testState(0, due)
+		b.Put(id, &st, prev)
+		commit(t, b)
+	}
+	floor := func() int64 { return ps.st.dueFloor.Load() }
+
+	put("A", 500, 0)
+	if got := scan(1000); !slices.Equal(got, []operators.MemberID{"A"}) {
+		t.Fatalf("scan(1000) = %v, want [A]", got)
+	}
+	if floor() != 500 {
+		t.Errorf("floor after reporting A at 500 = %d, want 500", floor())
+	}
+	// A moves past the bound: a complete scan with no report raises the
+	// floor to its bound.
+	put("A", 5000, 500)
+	if got := scan(1000); got != nil {
+		t.Fatalf("scan(1000) = %v, want none", got)
+	}
+	if floor() != 1000 {
+		t.Errorf("floor after an empty scan to 1000 = %d, want 1000", floor())
+	}
+	// An entry below the floor (a late member) lowers it.
+	put("B", 200, 0)
+	if floor() != 200 {
+		t.Errorf("floor after inserting an entry at 200 = %d, want 200", floor())
+	}
+	if got := scan(6000); !slices.Equal(got, []operators.MemberID{"B", "A"}) {
+		t.Fatalf("scan(6000) = %v, want [B A]", got)
+	}
+	// Not moved by the caller: reported again.
+	if got := scan(6000); !slices.Equal(got, []operators.MemberID{"B", "A"}) {
+		t.Fatalf("scan(6000) again = %v, want [B A]", got)
+	}
+	b := ps.NewBatch()
+	b.Delete("A", 5000)
+	b.Delete("B", 200)
+	commit(t, b)
+	if got := scan(6000); got != nil {
+		t.Fatalf("scan(6000) after deletes = %v, want none", got)
+	}
+
+	// A split commit that fails after its first transaction: the entries
+	// it wrote are below the floor (6000) and must be found.
+	s.txnBytes = 300
+	crash := errors.New("crash")
+	s.afterPart = func(int) error { return crash }
+	b = ps.NewBatch()
+	for i := range 20 {
+		st := testState(i, int64(100+i))
+		b.Put(mid(i), &st, 0)
+	}
+	if err := b.Commit(t.Context()); !errors.Is(err, crash) {
+		t.Fatalf("Commit = %v, want the simulated crash", err)
+	}
+	s.afterPart = nil
+	got := scan(7000)
+	if len(got) == 0 {
+		t.Fatal("no entry of the failed split commit reported")
+	}
+	if floor() > 100 {
+		t.Errorf("floor after the failed commit's scan = %d, want <= 100 (its first entry)", floor())
+	}
+	// Loading a partition rebuilds its index: the floor is forgotten.
+	l, err := ps.NewLoader(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := testState(0, 50)
+	if err := l.Member("Z", z.AppendEncode(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.Finish(t.Context(), map[string]int64{"bookings": 1}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := scan(7000); !slices.Contains(got, "Z") {
+		t.Errorf("scan after a load = %v, want Z (due 50) in it", got)
+	}
+}
