@@ -128,6 +128,19 @@ node_pid() { # DIR N -> pid if the node's java process is alive, else nothing
 	fi
 }
 
+node_running() { # DIR N -> true while the process started for the node lives
+	# Unlike node_pid, this does not ask for java's command line: between
+	# the fork in start_node and its exec of java, the process still runs
+	# this script's command line, and a node checked in that window (a
+	# loaded machine) was taken for dead and killed during start-up.
+	local f="$1/node-$2/pid" pid st
+	[ -f "$f" ] || return 1
+	pid=$(cat "$f")
+	[ -n "$pid" ] || return 1
+	st=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
 java_cmd() { # prints nothing; runs java with the broker classpath
 	"$JAVA" -Xms"$HEAP" -Xmx"$HEAP" -XX:+ExitOnOutOfMemoryError \
 		-Djava.awt.headless=true \
@@ -376,7 +389,7 @@ cmd_up() {
 		local deadline=$(($(date +%s) + START_TIMEOUT)) dead="" bindfail=""
 		while :; do
 			for n in $(seq 1 "$NODES"); do
-				if [ -z "$(node_pid "$DIR" "$n")" ]; then dead="$n"; fi
+				if ! node_running "$DIR" "$n"; then dead="$n"; fi
 			done
 			if [ -n "$dead" ]; then
 				if grep -qE 'Address already in use|BindException' "$DIR/node-$dead/kafka.log" 2>/dev/null; then
@@ -472,7 +485,7 @@ cmd_start() {
 	start_node "$NODE"
 	local deadline=$(($(date +%s) + START_TIMEOUT))
 	until (exec 3<>"/dev/tcp/127.0.0.1/${PPORT[$NODE]}") 2>/dev/null; do
-		[ -n "$(node_pid "$DIR" "$NODE")" ] || { tail_logs; die "node $NODE exited"; }
+		node_running "$DIR" "$NODE" || { tail_logs; die "node $NODE exited"; }
 		[ "$(date +%s)" -lt "$deadline" ] || die "node $NODE not listening after ${START_TIMEOUT}s"
 		sleep 0.2
 	done
