@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/churnflow/churnflow/internal/procstatus"
 )
 
 // madvPageout is Linux's MADV_PAGEOUT (5.4+): reclaim these pages now.
@@ -15,34 +17,7 @@ const madvPageout = 21
 
 // fileRSS returns the process's resident file-backed memory (RssFile in
 // /proc/self/status), bytes; -1 if unknown.
-func fileRSS() int64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return -1
-	}
-	return parseRssFile(data)
-}
-
-// parseRssFile returns the RssFile line of a /proc/PID/status, bytes; -1
-// if there is none.
-func parseRssFile(status []byte) int64 {
-	for line := range bytes.Lines(status) {
-		rest, ok := bytes.CutPrefix(line, []byte("RssFile:"))
-		if !ok {
-			continue
-		}
-		f := strings.Fields(string(rest))
-		if len(f) != 2 || f[1] != "kB" {
-			return -1
-		}
-		n, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
-			return -1
-		}
-		return n << 10
-	}
-	return -1
-}
+func fileRSS() int64 { return procstatus.Read("self", "RssFile") }
 
 // tableDir returns the form /proc/self/maps gives dir's files: absolute,
 // symbolic links resolved, with a trailing slash.

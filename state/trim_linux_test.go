@@ -51,18 +51,3 @@ func TestTrimTables(t *testing.T) {
 		t.Fatalf("Range after trim: %d members, %v", count, err)
 	}
 }
-
-func TestParseRssFile(t *testing.T) {
-	status := "Name:\tchurnflow\nVmRSS:\t  500000 kB\nRssAnon:\t  400000 kB\nRssFile:\t   70000 kB\nRssShmem:\t       0 kB\n"
-	if got, want := parseRssFile([]byte(status)), int64(70000)<<10; got != want {
-		t.Errorf("parseRssFile = %d, want %d", got, want)
-	}
-	for _, bad := range []string{"VmRSS:\t1 kB\n", "RssFile:\tmany kB\n", "RssFile:\t12 MB\n"} {
-		if got := parseRssFile([]byte(bad)); got != -1 {
-			t.Errorf("parseRssFile(%q) = %d, want -1", bad, got)
-		}
-	}
-	if got := fileRSS(); got <= 0 {
-		t.Errorf("fileRSS of this process = %d, want a positive size", got)
-	}
-}

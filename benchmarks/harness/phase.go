@@ -12,7 +12,6 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/churnflow/churnflow/internal/procstatus"
 	"github.com/churnflow/churnflow/operators"
 	"github.com/churnflow/churnflow/pipeline"
 	"github.com/churnflow/churnflow/state"
@@ -508,21 +508,7 @@ func writeHeapProfile(path string) error {
 func ownPeakRSS() int64 { return peakRSSOf("self") }
 
 // peakRSSOf returns process pid's peak RSS (VmHWM), bytes, or 0.
-func peakRSSOf(pid string) int64 {
-	b, err := os.ReadFile("/proc/" + pid + "/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			var kb int64
-			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb); err == nil {
-				return kb * 1024
-			}
-		}
-	}
-	return 0
-}
+func peakRSSOf(pid string) int64 { return max(procstatus.Read(pid, "VmHWM"), 0) }
 
 // setMemoryLimit sets the Go memory limit churnflow run sets for a store
 // of this budget, unless GOMEMLIMIT is in the environment (as run does).

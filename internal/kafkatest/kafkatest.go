@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/churnflow/churnflow/internal/procstatus"
 )
 
 // EnvVar gates the real-broker tests.
@@ -195,15 +197,8 @@ func (c *Cluster) rss() string {
 		if err != nil {
 			continue
 		}
-		status, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/status")
-		if err != nil {
-			continue
-		}
-		for _, l := range strings.Split(string(status), "\n") {
-			if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-				kb, _ := strconv.Atoi(strings.Fields(v)[0])
-				parts = append(parts, fmt.Sprintf("%d MiB", kb/1024))
-			}
+		if rss := procstatus.Read(strings.TrimSpace(string(pid)), "VmRSS"); rss >= 0 {
+			parts = append(parts, fmt.Sprintf("%d MiB", rss>>20))
 		}
 	}
 	return strings.Join(parts, ", ")
