@@ -189,19 +189,19 @@ func newWorker(p *Pipeline, part int, gen *kafka.Generation, prod *producer) *wo
 	return w
 }
 
-// wants reports whether the worker takes another fetch of topic ti: while
-// it holds fewer than BatchMax of the topic's records. Beyond that the
-// fetcher waits, with one fetch in the channel and one in hand. A batch
-// takes far longer than a fetch (about a second for 2,000 records at
-// 1,000,000 members, from 19,000 events/s over 8 partitions), so a batch's worth per topic is enough; twice that
-// (before) held about 90 MiB of decoded records across 8 partitions, live
-// heap that made the collector run more often under the memory limit
-// (churnflow bench, 1 M members: 96 -> 91 CPU s per million events,
-// together with the smaller fetches of fetchMaxBytes). A cap on both
-// topics together held less still, but changed how batches form: the
-// timers reported by the index rose from 715,429 to 818,644 on the same
-// data (likely shorter batches, cut when one topic's buffer ran out
-// first; not measured directly).
+// wants reports whether the worker takes another fetch of topic ti: while it
+// holds fewer than BatchMax of the topic's records. Beyond that the fetcher
+// waits, with one fetch in the channel and one in hand. A batch takes far
+// longer than a fetch (about a second for 2,000 records at 1,000,000
+// members, from 19,000 events/s over 8 partitions), so a batch's worth per
+// topic is enough; twice that (before) held about 90 MB of decoded records
+// across 8 partitions, live heap that made the collector run more often
+// under the memory limit (churnflow bench, 1 M members: 96 -> 91 CPU s per
+// million events, together with the smaller fetches of fetchMaxBytes). A cap
+// on both topics together held less still, but changed how batches form: the
+// timers reported by the index rose from 715,429 to 818,644 on the same data
+// (likely shorter batches, cut when one topic's buffer ran out first; not
+// measured directly).
 func (w *worker) wants(ti int) bool { return w.in[ti].buffered() < w.p.cfg.BatchMax }
 
 // run processes the partition until ctx ends (the generation ended or the

@@ -69,8 +69,9 @@ func (o *Options) Validate() error {
 //     Measured at 1,000,000 members, back to back on the same data
 //     (benchmarks/RESULTS.md, sixth sitting): 13,350 → 16,774 events/s,
 //     134.7 → 98.0 CPU s per million events; the LSM tree takes 222
-//     instead of 126 bytes per member on disk. The block cache's share went to Badger's working memory,
-//     which its table builders overrun anyway.
+//     instead of 126 bytes per member on disk. The block cache's share
+//     went to Badger's working memory, which its table builders overrun
+//     anyway.
 //   - Index cache, budget/16 (6.25 %): table indexes and bloom filters. Not
 //     zero, because Badger's zero keeps every index in RAM, unbounded. Bloom
 //     filters take about 1.2 bytes per key at 1 % false positives, so 16 MiB

@@ -318,7 +318,7 @@ func (s *Store) runGC(interval time.Duration) {
 const tableTrimInterval = 250 * time.Millisecond
 
 // trimFileRSSAbove is the process's resident file-backed memory (RssFile:
-// the executable's pages too, about 20-30 MiB) above which runTrim
+// the executable's pages too, up to its size: 28 MiB) above which runTrim
 // releases the pages of the tables' and the value log's memory maps.
 const trimFileRSSAbove = 64 * mib
 
