@@ -948,7 +948,7 @@ func servedRegistry(t *testing.T) *prometheus.Registry {
 // dashboard must all show: the pipeline's and those httpapi registers.
 func churnflowMetrics() []string {
 	return append(pipeline.MetricNames(), httpapi.MetricBuildInfo, httpapi.MetricStateDiskBytes,
-		httpapi.MetricStateCachedMembers, httpapi.MetricStateCachedBytes)
+		httpapi.MetricStateCachedMembers, httpapi.MetricStateCachedBytes, httpapi.MetricStateMemberReads)
 }
 
 var (

@@ -198,3 +198,54 @@ func TestConcurrentReadsWhileCommitting(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestUsageCountsMemberReads checks Usage's read counts through the store:
+// a new member and a member after a restart (the cache starts empty) are
+// misses, a member read again or just committed is a hit.
+func TestUsageCountsMemberReads(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	ps := s.Partition(0)
+	var got operators.MemberState
+	reads := func(s *Store) (hits, misses int64) {
+		t.Helper()
+		u, err := s.Usage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.CacheHits, u.CacheMisses
+	}
+	if found, err := ps.Get("A", &got); found || err != nil {
+		t.Fatalf("new member: found %v, err %v", found, err)
+	}
+	if h, m := reads(s); h != 0 || m != 1 {
+		t.Errorf("after a new member's read: %d hits, %d misses; want 0, 1", h, m)
+	}
+	st := testState(1, 0)
+	b := ps.NewBatch()
+	b.Put("A", &st, 0)
+	if err := b.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if found, err := ps.Get("A", &got); !found || err != nil {
+			t.Fatalf("committed member: found %v, err %v", found, err)
+		}
+	}
+	if h, m := reads(s); h != 3 || m != 1 {
+		t.Errorf("after three reads of a committed member: %d hits, %d misses; want 3, 1", h, m)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir)
+	ps = s.Partition(0)
+	for range 2 {
+		if found, err := ps.Get("A", &got); !found || err != nil || got.Clock != st.Clock {
+			t.Fatalf("after a restart: found %v, err %v, clock %d want %d", found, err, got.Clock, st.Clock)
+		}
+	}
+	if h, m := reads(s); h != 1 || m != 1 {
+		t.Errorf("after a restart and two reads: %d hits, %d misses; want 1, 1 (the first read fills the cache)", h, m)
+	}
+}

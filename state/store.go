@@ -646,6 +646,11 @@ type Usage struct {
 	DiskBytes    int64 // LSM tree and value log on disk (allocated blocks)
 	CachedStates int64 // member states held in memory
 	CachedBytes  int64 // bytes charged to the member cache
+	// CacheHits and CacheMisses count the member reads (PartitionStore.Get)
+	// since the store opened that the member cache answered, and those it
+	// did not hold, which read Badger (found there or not: a new member is
+	// a miss too).
+	CacheHits, CacheMisses int64
 }
 
 // Usage measures the store cheaply (a directory listing), for metrics
@@ -657,6 +662,7 @@ func (s *Store) Usage() (Usage, error) {
 	defer s.leave()
 	var u Usage
 	u.CachedStates, u.CachedBytes = s.cache.stats()
+	u.CacheHits, u.CacheMisses = s.cache.lookups()
 	var err error
 	if u.DiskBytes, _, err = dirBytes(s.opts.Dir); err != nil {
 		return u, fmt.Errorf("measure %s: %w", s.opts.Dir, err)

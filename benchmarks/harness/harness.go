@@ -183,6 +183,10 @@ type Result struct {
 	// PipelineTimersFired counts the end-to-end phase's timer firings:
 	// member evaluations with no event, each a member read and write.
 	PipelineTimersFired int64 `json:"pipeline_timers_fired"`
+	// PipelineCacheHitRatio is the end-to-end phase's share of member reads
+	// the member cache answered (the rest read Badger);
+	// LatencyCacheHitRatio the latency phase's, over its measured events.
+	PipelineCacheHitRatio float64 `json:"pipeline_member_cache_hit_ratio"`
 
 	// The latency phase runs on the end-to-end phase's state with event
 	// time at the wall clock's pace. LatencyWarmupSeconds is from its
@@ -200,6 +204,7 @@ type Result struct {
 	LatencyWarmupSeconds float64 `json:"latency_warmup_seconds"`
 	LatencyWarmupTimers  int64   `json:"latency_warmup_timers_fired"`
 	LatencyTimersFired   int64   `json:"latency_timers_fired"`
+	LatencyCacheHitRatio float64 `json:"latency_member_cache_hit_ratio"`
 
 	// RestartSeconds is from the restarted process's start to the new
 	// events committed (applied, their state and alerts durable);
@@ -354,7 +359,9 @@ func (h *run) endToEnd(ctx context.Context, spec PhaseSpec) error {
 	}
 	h.res.PipelineEventsPerSec = h.rate("pipeline", res, u, n)
 	h.res.PipelineTimersFired = res.TimersFired
-	h.logf("pipeline: %d timers fired (%.2f per event)", res.TimersFired, float64(res.TimersFired)/float64(n))
+	h.res.PipelineCacheHitRatio = res.cacheHitRatio()
+	h.logf("pipeline: %d timers fired (%.2f per event); member cache answered %.1f %% of %d member reads",
+		res.TimersFired, float64(res.TimersFired)/float64(n), 100*h.res.PipelineCacheHitRatio, res.CacheHits+res.CacheMisses)
 	h.consumed = n
 	h.res.PeakRSSBytes = u.PeakRSS
 	h.res.StateMembers, h.res.StateDiskBytes, h.res.StateValueLogBytes = res.Members, res.DiskBytes, res.VlogBytes
@@ -440,8 +447,9 @@ func (h *run) latency(ctx context.Context, spec PhaseSpec) error {
 	if q := res.Latency; q != nil {
 		r.LatencyAlerts, r.P50LatencyMs, r.P99LatencyMs, r.MaxLatencyMs = q.Count, q.P50, q.P99, q.Max
 	}
-	h.logf("latency: %d alerts, p50 %.1f ms, p99 %.1f ms, max %.1f ms (offered %.0f/s, achieved %.0f/s; %d timers fired)",
-		r.LatencyAlerts, r.P50LatencyMs, r.P99LatencyMs, r.MaxLatencyMs, r.LatencyOfferedRate, achieved, res.TimersFired)
+	r.LatencyCacheHitRatio = res.cacheHitRatio()
+	h.logf("latency: %d alerts, p50 %.1f ms, p99 %.1f ms, max %.1f ms (offered %.0f/s, achieved %.0f/s; %d timers fired; member cache answered %.1f %%)",
+		r.LatencyAlerts, r.P50LatencyMs, r.P99LatencyMs, r.MaxLatencyMs, r.LatencyOfferedRate, achieved, res.TimersFired, 100*r.LatencyCacheHitRatio)
 	return nil
 }
 

@@ -96,13 +96,24 @@ type PhaseResult struct {
 	FireMillis  float64   `json:"fire_ms,omitempty"`
 	// TimersFired counts the pipeline's timer firings (after the warm-up,
 	// with WarmTarget).
-	TimersFired int64   `json:"timers_fired,omitempty"`
+	TimersFired int64 `json:"timers_fired,omitempty"`
+	// CacheHits and CacheMisses count the pipeline's member reads answered
+	// by the member cache and by Badger (after the warm-up, with
+	// WarmTarget).
+	CacheHits   int64   `json:"cache_hits,omitempty"`
+	CacheMisses int64   `json:"cache_misses,omitempty"`
 	Fired       int     `json:"fired,omitempty"`
 	LoadMillis  float64 `json:"load_ms,omitempty"`
 	// PeakRSS is the phase process's own peak RSS (VmHWM), bytes: the
 	// kernel's ru_maxrss survives execve, so a child started by vfork
 	// would report the harness's RSS when it was started.
 	PeakRSS int64 `json:"peak_rss,omitempty"`
+}
+
+// cacheHitRatio is the share of the member reads the member cache answered;
+// 0 with none.
+func (r PhaseResult) cacheHitRatio() float64 {
+	return ratio(float64(r.CacheHits), float64(r.CacheHits+r.CacheMisses))
 }
 
 // Quantile summarises a latency sample, in milliseconds.
@@ -321,6 +332,7 @@ func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResul
 	done, heapWritten := false, false
 	warm := warmWatch{target: spec.WarmTarget}
 	var timersBefore int64
+	var readsBefore state.Usage
 	for !done {
 		select {
 		case err := <-ran:
@@ -356,6 +368,9 @@ func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResul
 				lats = lats[:0]
 				latMu.Unlock()
 				timersBefore = fired
+				if readsBefore, err = store.Usage(); err != nil {
+					return res, err
+				}
 				fmt.Fprintf(out, "WARM %d %d\n", time.Now().UnixNano(), fired)
 			}
 			continue
@@ -394,6 +409,11 @@ func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResul
 		return res, err
 	}
 	res.TimersFired = fired - timersBefore
+	reads, err := store.Usage()
+	if err != nil {
+		return res, err
+	}
+	res.CacheHits, res.CacheMisses = reads.CacheHits-readsBefore.CacheHits, reads.CacheMisses-readsBefore.CacheMisses
 	if spec.Latency {
 		latMu.Lock()
 		res.Latency = quantiles(lats)

@@ -49,14 +49,15 @@ func (r *Result) WriteTable(w io.Writer) error {
 		p("dormancy alerts up to %s\tchurnflow %d, kafka streams %d, agreed %d", a.Cutoff, a.Churnflow, a.KStreams, a.Agreed)
 	}
 	p("timers fired end to end\t%d (%.2f per event)", r.PipelineTimersFired, float64(r.PipelineTimersFired)/float64(max(r.Events, 1)))
+	p("member reads from the cache\t%.1f %% end to end", 100*r.PipelineCacheHitRatio)
 	p("state\t%d members, %.0f bytes per member in the LSM tree; value log %d MiB (outbox entries awaiting value-log GC)",
 		r.StateMembers, r.StateBytesPerMember, r.StateValueLogBytes>>20)
 	skipped := func(phase string) bool { return slices.Contains(r.Skipped, phase) }
 	if !skipped("latency") {
 		p("event-to-alert latency at %.0f events/s offered (%.0f achieved)\tp50 %.1f ms, p99 %.1f ms, max %.1f ms over %d alerts",
 			r.LatencyOfferedRate, r.LatencyAchievedRate, r.P50LatencyMs, r.P99LatencyMs, r.MaxLatencyMs, r.LatencyAlerts)
-		p("  (on the end-to-end state, event time at the wall clock's pace)	%d timers fired while offered; warm-up done after %.2f s, %d timers fired",
-			r.LatencyTimersFired, r.LatencyWarmupSeconds, r.LatencyWarmupTimers)
+		p("  (on the end-to-end state, event time at the wall clock's pace)	%d timers fired while offered; warm-up done after %.2f s, %d timers fired; member reads from the cache %.1f %%",
+			r.LatencyTimersFired, r.LatencyWarmupSeconds, r.LatencyWarmupTimers, 100*r.LatencyCacheHitRatio)
 	}
 	if !skipped("restart") {
 		p("restart with %d members of state\tready after %.2f s, new events committed after %.2f s, outbox empty after %.2f s",

@@ -23,6 +23,7 @@ const (
 	MetricStateDiskBytes     = "churnflow_state_disk_bytes"
 	MetricStateCachedMembers = "churnflow_state_cached_members"
 	MetricStateCachedBytes   = "churnflow_state_cached_bytes"
+	MetricStateMemberReads   = "churnflow_state_member_reads_total"
 )
 
 // NewRegistry returns a registry holding the Go runtime and process
@@ -73,12 +74,16 @@ var (
 	diskDesc = prometheus.NewDesc(MetricStateDiskBytes, "Bytes the state directory takes on disk (LSM tree and value log).", nil, nil)
 	cachedN  = prometheus.NewDesc(MetricStateCachedMembers, "Member states held in the in-memory cache.", nil, nil)
 	cachedB  = prometheus.NewDesc(MetricStateCachedBytes, "Bytes charged to the in-memory member cache.", nil, nil)
+	reads    = prometheus.NewDesc(MetricStateMemberReads,
+		"Member state reads since the store opened, by where they were answered: from=\"cache\" (in memory) or from=\"store\" (Badger: not cached, or a new member).",
+		[]string{"from"}, nil)
 )
 
 func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- diskDesc
 	ch <- cachedN
 	ch <- cachedB
+	ch <- reads
 }
 
 func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -90,6 +95,8 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(diskDesc, prometheus.GaugeValue, float64(u.DiskBytes))
 	ch <- prometheus.MustNewConstMetric(cachedN, prometheus.GaugeValue, float64(u.CachedStates))
 	ch <- prometheus.MustNewConstMetric(cachedB, prometheus.GaugeValue, float64(u.CachedBytes))
+	ch <- prometheus.MustNewConstMetric(reads, prometheus.CounterValue, float64(u.CacheHits), "cache")
+	ch <- prometheus.MustNewConstMetric(reads, prometheus.CounterValue, float64(u.CacheMisses), "store")
 }
 
 // Listener is a running HTTP server.
