@@ -100,11 +100,16 @@ func (c *memberCache) gen(p Partition) *atomic.Uint32 {
 	return gs[p]
 }
 
+// stripeOf returns the index of the member's stripe.
+func (c *memberCache) stripeOf(p Partition, id operators.MemberID) int {
+	h := maphash.String(c.seed, string(id)) ^ uint64(uint32(p))*0x9E3779B97F4A7C15
+	return int(h % cacheStripes)
+}
+
 // lock locks the member's stripe and fills its scratch key; the caller
 // unlocks st.mu.
 func (c *memberCache) lock(p Partition, id operators.MemberID) *cacheStripe {
-	h := maphash.String(c.seed, string(id)) ^ uint64(uint32(p))*0x9E3779B97F4A7C15
-	st := &c.stripes[h%cacheStripes]
+	st := &c.stripes[c.stripeOf(p, id)]
 	st.mu.Lock()
 	st.key = binary.BigEndian.AppendUint32(st.key[:0], uint32(p))
 	st.key = binary.BigEndian.AppendUint32(st.key, c.gen(p).Load())
@@ -159,6 +164,32 @@ func (c *memberCache) getFill(p Partition, id operators.MemberID, val []byte, ep
 	st := c.lock(p, id)
 	defer st.mu.Unlock()
 	if st.epoch != epoch {
+		return
+	}
+	c.fc.Set(st.key, val)
+}
+
+// epochs returns every stripe's epoch, for fillAt: taken before a read
+// snapshot is opened, they tell which stripes a commit has touched since.
+func (c *memberCache) epochs() (e [cacheStripes]uint64) {
+	for i := range c.stripes {
+		st := &c.stripes[i]
+		st.mu.Lock()
+		e[i] = st.epoch
+		st.mu.Unlock()
+	}
+	return e
+}
+
+// fillAt caches a state read from a snapshot opened after epochs were
+// taken, unless a commit has touched the member's stripe since (the
+// snapshot might be older than what that commit wrote). It is getFill for
+// a scan, where one snapshot serves many members.
+func (c *memberCache) fillAt(p Partition, id operators.MemberID, val []byte, epochs *[cacheStripes]uint64) {
+	i := c.stripeOf(p, id)
+	st := c.lock(p, id)
+	defer st.mu.Unlock()
+	if st.epoch != epochs[i] || len(st.key)+len(val) >= 64<<10-4 {
 		return
 	}
 	c.fc.Set(st.key, val)

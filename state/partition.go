@@ -295,12 +295,32 @@ func (ps *PartitionStore) Ack(seqs ...uint64) error {
 // between calls: fn must copy what it keeps. It stops at and returns fn's
 // error, or ctx's when ctx ends.
 func (ps *PartitionStore) Range(ctx context.Context, fn func(id operators.MemberID, s *operators.MemberState) error) error {
+	return ps.rangeMembers(ctx, false, fn)
+}
+
+// RangeCaching is Range that also loads the states it reads into the
+// member cache, as many as the cache holds (when the partition's states
+// outgrow it, the cache keeps the last ones read). A worker calls it on
+// assignment, where it reads every state anyway to count the members, so
+// that the events after a restart find their members in memory instead of
+// reading Badger one member at a time (17-28 µs CPU each, and a page
+// fault where the table's page is not resident). A state a commit changes
+// during the scan is not cached from the scan (see memberCache.fillAt).
+func (ps *PartitionStore) RangeCaching(ctx context.Context, fn func(id operators.MemberID, s *operators.MemberState) error) error {
+	return ps.rangeMembers(ctx, true, fn)
+}
+
+func (ps *PartitionStore) rangeMembers(ctx context.Context, fill bool, fn func(id operators.MemberID, s *operators.MemberState) error) error {
 	if !ps.s.enter() {
 		return ErrClosed
 	}
 	defer ps.s.leave()
 	prefix := appendPrefix(nil, kindMember, ps.p)
 	var st operators.MemberState
+	var epochs [cacheStripes]uint64
+	if fill {
+		epochs = ps.s.cache.epochs() // before the snapshot
+	}
 	err := ps.s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 100})
 		defer it.Close()
@@ -312,6 +332,9 @@ func (ps *PartitionStore) Range(ctx context.Context, fn func(id operators.Member
 			err := it.Item().Value(func(v []byte) error {
 				if err := decodeMemberVal(v, &st); err != nil {
 					return fmt.Errorf("member state: %w", err)
+				}
+				if fill {
+					ps.s.cache.fillAt(ps.p, id, v, &epochs)
 				}
 				return nil
 			})
