@@ -109,7 +109,12 @@ func (c *memberCache) stripeOf(p Partition, id operators.MemberID) int {
 // lock locks the member's stripe and fills its scratch key; the caller
 // unlocks st.mu.
 func (c *memberCache) lock(p Partition, id operators.MemberID) *cacheStripe {
-	st := &c.stripes[c.stripeOf(p, id)]
+	return c.lockStripe(c.stripeOf(p, id), p, id)
+}
+
+// lockStripe is lock with the member's stripe index already computed.
+func (c *memberCache) lockStripe(i int, p Partition, id operators.MemberID) *cacheStripe {
+	st := &c.stripes[i]
 	st.mu.Lock()
 	st.key = binary.BigEndian.AppendUint32(st.key[:0], uint32(p))
 	st.key = binary.BigEndian.AppendUint32(st.key, c.gen(p).Load())
@@ -161,7 +166,13 @@ func (c *memberCache) indexed(p Partition, id operators.MemberID, prevDue int64)
 // touched the member's stripe since the miss (epoch): the read might be
 // older than what that commit wrote.
 func (c *memberCache) getFill(p Partition, id operators.MemberID, val []byte, epoch uint64) {
-	st := c.lock(p, id)
+	c.fill(c.stripeOf(p, id), p, id, val, epoch)
+}
+
+// fill caches val for the member of stripe i if the stripe's epoch is still
+// epoch. fastcache itself skips entries too large to hold.
+func (c *memberCache) fill(i int, p Partition, id operators.MemberID, val []byte, epoch uint64) {
+	st := c.lockStripe(i, p, id)
 	defer st.mu.Unlock()
 	if st.epoch != epoch {
 		return
@@ -187,12 +198,7 @@ func (c *memberCache) epochs() (e [cacheStripes]uint64) {
 // a scan, where one snapshot serves many members.
 func (c *memberCache) fillAt(p Partition, id operators.MemberID, val []byte, epochs *[cacheStripes]uint64) {
 	i := c.stripeOf(p, id)
-	st := c.lock(p, id)
-	defer st.mu.Unlock()
-	if st.epoch != epochs[i] || len(st.key)+len(val) >= 64<<10-4 {
-		return
-	}
-	c.fc.Set(st.key, val)
+	c.fill(i, p, id, val, epochs[i])
 }
 
 // put stores a committed state.
