@@ -21,6 +21,17 @@ const (
 	// produceBatchBytes keeps a produce request under the embedded broker's
 	// 1 MiB limit (DESIGN.md, pitfalls).
 	produceBatchBytes = 1 << 20
+	// produceBatchSize is the most messages in one partition's produce
+	// request. kafka-go allocates a slice of this many messages (152 bytes
+	// each) for every partition batch it starts, however few it then holds.
+	// The writer carries alerts, member segments and dead letters, spread
+	// over many partitions: a worker's batch of BatchMax (2,000) events
+	// gives each output partition a few dozen, and a small batch one or
+	// two. At 1,000 (before) each alert of a small batch cost 152 KB of
+	// garbage: at 20,000 events/s offered, several hundred MB/s for the
+	// collector (churnflow bench, latency phase). The changelog does not
+	// go through this writer (changelogWriter).
+	produceBatchSize = 128
 )
 
 // outRecord is an outbox record with its sequence number.
@@ -50,7 +61,7 @@ func newProducer(cfg *Config, transport *kafka.Transport, log zerolog.Logger) *p
 		Balancer:     &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll,
 		BatchTimeout: cfg.ProduceBatchTimeout,
-		BatchSize:    1000,
+		BatchSize:    produceBatchSize,
 		BatchBytes:   produceBatchBytes,
 		MaxAttempts:  3,
 		// Topics are per message; the writer's own Topic stays empty.

@@ -184,7 +184,14 @@ func produceRecords(ctx context.Context, brokers []string, topics pipeline.Topic
 // 10 ms, each record stamped with the time it was handed to the producer
 // (the event-to-alert latency starts there). It returns the rate achieved.
 func producePaced(ctx context.Context, brokers []string, topics pipeline.Topics, recs []record, rate float64) (float64, error) {
-	w := gen.NewWriter(brokers, 10_000)
+	// kafka-go allocates a slice of BatchSize messages (152 bytes each) for
+	// every partition batch it starts: at 10,000, 1.5 MB per partition and
+	// tick. At 20,000/s offered this process allocated about 1.3 GB/s and
+	// collected every 250 ms (GODEBUG=gctrace=1), taking CPU from the
+	// pipeline it measures on the same cores. A tick holds a few
+	// dozen records per partition at the rates this phase offers (13 at
+	// 20,000/s on 8 partitions of two topics); more go in a second request.
+	w := gen.NewWriter(brokers, 64)
 	w.BatchTimeout = time.Millisecond
 	defer w.Close()
 	names := [2]string{topics.Bookings, topics.Activity}
