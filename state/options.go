@@ -170,7 +170,7 @@ func (o *Options) badgerOptions() (badger.Options, memorySplit) {
 		// Values under 64 KiB (every member state) live in the LSM tree,
 		// so a read is one lookup; larger ones (big dead letters) go to the
 		// value log, which the GC reclaims once they are acknowledged.
-		WithValueThreshold(64 * kib).
+		WithValueThreshold(valueThreshold).
 		WithValueLogFileSize(256 * mib).
 		WithMetricsEnabled(false)
 	bo.TableSizeMultiplier = 1 // no With method in Badger v4

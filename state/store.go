@@ -343,10 +343,37 @@ func (s *Store) runTrim(interval time.Duration) {
 			return
 		case <-t.C:
 			if rss := fileRSS(); rss < 0 || rss >= trimFileRSSAbove {
-				trimTables(dir)
+				start := time.Now()
+				n := s.trim(dir)
+				s.log.Debug().Int64("file_rss_before", rss).Int64("file_rss_after", fileRSS()).Int("maps", n).
+					Dur("took", time.Since(start)).Msg("released the pages of the tables' memory maps")
 			}
 		}
 	}
+}
+
+// trim releases the resident pages of the store's memory maps in dir (see
+// trimTables) and returns how many maps it advised. A Badger iterator holds
+// a reference to every table of the LSM tree while it is open, so a table
+// listed both before and after one is opened stays mapped until it is
+// closed: those tables' pages may be unmapped and left in the page cache.
+func (s *Store) trim(dir string) int {
+	before := tableIDs(s.db.Tables())
+	txn := s.db.NewTransaction(false)
+	defer txn.Discard()
+	it := txn.NewIterator(badger.IteratorOptions{})
+	defer it.Close()
+	after := tableIDs(s.db.Tables())
+	return trimTables(dir, func(id uint64) bool { return before[id] && after[id] })
+}
+
+// tableIDs returns the set of the tables' ids.
+func tableIDs(tables []badger.TableInfo) map[uint64]bool {
+	ids := make(map[uint64]bool, len(tables))
+	for _, t := range tables {
+		ids[t.ID] = true
+	}
+	return ids
 }
 
 // checkDisk returns ErrDiskFull when the free space of the state directory

@@ -12,8 +12,13 @@ import (
 	"github.com/churnflow/churnflow/internal/procstatus"
 )
 
-// madvPageout is Linux's MADV_PAGEOUT (5.4+): reclaim these pages now.
-const madvPageout = 21
+// madvDontneed and madvPageout are Linux's MADV_DONTNEED (drop this
+// process's mappings of the pages) and MADV_PAGEOUT (5.4+: reclaim the pages
+// now).
+const (
+	madvDontneed = 4
+	madvPageout  = 21
+)
 
 // fileRSS returns the process's resident file-backed memory (RssFile in
 // /proc/self/status), bytes; -1 if unknown.
@@ -32,25 +37,44 @@ func tableDir(dir string) string {
 	return abs + string(filepath.Separator)
 }
 
-// trimTables asks the kernel to reclaim the resident pages of this process's
-// memory maps of the table (.sst) and value-log (.vlog) files in dir (as
-// tableDir gives it), and returns how many maps it advised.
+// trimTables releases this process's resident pages of its memory maps of
+// the table (.sst) and value-log (.vlog) files in dir (as tableDir gives
+// it), and returns how many maps it advised. live says which tables are
+// certain to stay mapped until trimTables returns (Store.trim holds a
+// reference to each): their maps are dropped from the process's page tables
+// and their pages stay in the page cache. Other tables are left alone: most
+// are being written by a compaction and will be live at the next trim. The
+// value log's pages are reclaimed (paged out of the page cache).
 //
 // Why: Badger writes every new table through a shared memory map of the
 // file and keeps it mapped until the table is compacted away, so without
 // this every table's pages stay in the process's RSS: as much as the whole
-// LSM tree (about 220 MiB for 1 M members). They are clean page-cache pages
-// (Badger msyncs a table after writing it), so reclaiming them loses
-// nothing; a later read faults them back in from the page cache or the
-// disk. The value log holds the packed outbox entries (outboxpack.go),
-// written through its map and read back only after a restart: its pages
-// would otherwise stay resident too, up to a 256 MiB file each (dirty ones
-// are written back first, as the kernel would anyway). MADV_PAGEOUT is safe even if a table is unmapped, and its address
-// reused, between reading the maps and the call: on anonymous memory it
-// can only push pages to swap, never drop their contents (unlike
-// MADV_DONTNEED). Errors are ignored: older kernels (EINVAL) simply keep
+// LSM tree (about 220 MiB for 1 M members). The value log holds the packed
+// outbox entries (outboxpack.go), written through its map and read back
+// only after a restart: its pages would otherwise stay resident too, up to
+// a 256 MiB file each (dirty ones are written back first, as the kernel
+// would anyway).
+//
+// Why two kinds of advice: the member cache's misses read the tables at
+// random. MADV_PAGEOUT takes a page out of the page cache as well, so the
+// next read of it waited for the disk: at 1 M members, after each trim
+// (every second or so at 20,000 events/s) the workers' member reads took
+// over 1 ms each for a few hundred milliseconds, which was most of the p99
+// latency (churnflow bench, ninth sitting). MADV_DONTNEED on a shared file
+// map only unmaps the pages: they stay in the page cache, which the kernel
+// reclaims when it needs the memory, and the next read maps them again
+// without touching the disk. But on anonymous memory MADV_DONTNEED discards
+// the contents: were a table unmapped, and its address reused by an
+// anonymous map (the Go heap, the member cache's chunks), between reading
+// /proc/self/maps and the call, it would zero live memory. Hence it is used
+// only on tables the caller holds a reference to. Paging out the others
+// instead evicted the tables a compaction was writing, which are read as
+// soon as it installs them. MADV_PAGEOUT is safe on any address: on
+// anonymous memory it can only push pages to swap, never drop their
+// contents; the value log is read only after a restart, so its pages need
+// not stay cached. Errors are ignored: older kernels (EINVAL) simply keep
 // the pages.
-func trimTables(dir string) int {
+func trimTables(dir string, live func(id uint64) bool) int {
 	if dir == "" {
 		return 0
 	}
@@ -68,7 +92,20 @@ func trimTables(dir string) int {
 			continue
 		}
 		path := strings.TrimSpace(line[i:])
-		if !strings.HasPrefix(path, dir) || !(strings.HasSuffix(path, ".sst") || strings.HasSuffix(path, ".vlog")) {
+		if !strings.HasPrefix(path, dir) {
+			continue
+		}
+		var advice int
+		switch name := path[len(dir):]; {
+		case strings.HasSuffix(name, ".sst"):
+			id, err := strconv.ParseUint(strings.TrimSuffix(name, ".sst"), 10, 64)
+			if err != nil || live == nil || !live(id) {
+				continue
+			}
+			advice = madvDontneed
+		case strings.HasSuffix(name, ".vlog"):
+			advice = madvPageout
+		default:
 			continue
 		}
 		rng, _, _ := strings.Cut(line, " ")
@@ -81,7 +118,7 @@ func trimTables(dir string) int {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
-		syscall.Syscall(syscall.SYS_MADVISE, uintptr(start), uintptr(end-start), madvPageout)
+		syscall.Syscall(syscall.SYS_MADVISE, uintptr(start), uintptr(end-start), uintptr(advice))
 		n++
 	}
 	return n

@@ -32,7 +32,11 @@ type child struct {
 type usage struct {
 	CPUSeconds float64
 	PeakRSS    int64 // bytes
-	Wall       time.Duration
+	// MajorFaults counts the page faults that waited for the disk: with
+	// the member cache's misses reading Badger's tables through memory
+	// maps, the reads of pages no longer in the page cache.
+	MajorFaults int64
+	Wall        time.Duration
 }
 
 // startChild starts name's process, with stdout read line by line and
@@ -147,6 +151,7 @@ func (c *child) wait(ctx context.Context, timeout time.Duration) (usage, error) 
 	if ru, ok := c.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		u.CPUSeconds = tvSeconds(ru.Utime) + tvSeconds(ru.Stime)
 		u.PeakRSS = ru.Maxrss * 1024 // kilobytes on Linux
+		u.MajorFaults = ru.Majflt
 	}
 	var exit *exec.ExitError
 	if c.waitErr != nil && !(errors.As(c.waitErr, &exit) && exit.Sys().(syscall.WaitStatus).Signaled()) {

@@ -171,7 +171,10 @@ type Result struct {
 	CPUSecondsPerMillion map[string]float64 `json:"cpu_seconds_per_million_events"`
 	PeakRSSByPhase       map[string]int64   `json:"peak_rss_bytes_by_phase"`
 	PeakRSSBytes         int64              `json:"peak_rss_bytes"`
-	StateMembers         int64              `json:"state_members"`
+	// MajorFaultsByPhase counts each churnflow phase's page faults that
+	// read the disk (getrusage's ru_majflt).
+	MajorFaultsByPhase map[string]int64 `json:"major_page_faults_by_phase"`
+	StateMembers       int64            `json:"state_members"`
 	// StateDiskBytes is the state directory as the end-to-end phase ends;
 	// StateBytesPerMember is its LSM tree (states, timers, dedup markers,
 	// memtables) per member, without the value log (StateValueLogBytes:
@@ -238,7 +241,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		Partitions: cfg.Partitions, MemoryBudget: cmp.Or(cfg.MemoryBudget, state.DefaultOptions("").MemoryBudget),
 		GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
 		StartedAt: time.Now().UTC().Format(time.RFC3339), CPUSecondsPerMillion: map[string]float64{},
-		PeakRSSByPhase: map[string]int64{}, LoadBefore: loadAverage(), Skipped: cfg.Skip}}
+		PeakRSSByPhase: map[string]int64{}, MajorFaultsByPhase: map[string]int64{}, LoadBefore: loadAverage(), Skipped: cfg.Skip}}
 	defer func() { h.res.LoadAfter = loadAverage() }()
 	if cfg.WorkDir == "" {
 		dir, err := os.MkdirTemp("", "churnflow-bench-")
@@ -438,18 +441,19 @@ func (h *run) latency(ctx context.Context, spec PhaseSpec) error {
 		c.kill()
 		return err
 	}
-	res, _, err := c.result(ctx, 10*time.Minute)
+	res, u, err := c.result(ctx, 10*time.Minute)
 	if err != nil {
 		return err
 	}
+	h.res.MajorFaultsByPhase["latency"] = u.MajorFaults
 	h.consumed = spec.Target
 	r.LatencyOfferedRate, r.LatencyAchievedRate, r.LatencyTimersFired = h.cfg.LatencyRate, achieved, res.TimersFired
 	if q := res.Latency; q != nil {
 		r.LatencyAlerts, r.P50LatencyMs, r.P99LatencyMs, r.MaxLatencyMs = q.Count, q.P50, q.P99, q.Max
 	}
 	r.LatencyCacheHitRatio = res.cacheHitRatio()
-	h.logf("latency: %d alerts, p50 %.1f ms, p99 %.1f ms, max %.1f ms (offered %.0f/s, achieved %.0f/s; %d timers fired; member cache answered %.1f %%)",
-		r.LatencyAlerts, r.P50LatencyMs, r.P99LatencyMs, r.MaxLatencyMs, r.LatencyOfferedRate, achieved, res.TimersFired, 100*r.LatencyCacheHitRatio)
+	h.logf("latency: %d alerts, p50 %.1f ms, p99 %.1f ms, max %.1f ms (offered %.0f/s, achieved %.0f/s; %d timers fired; member cache answered %.1f %%; %d major page faults)",
+		r.LatencyAlerts, r.P50LatencyMs, r.P99LatencyMs, r.MaxLatencyMs, r.LatencyOfferedRate, achieved, res.TimersFired, 100*r.LatencyCacheHitRatio, u.MajorFaults)
 	return nil
 }
 
@@ -511,8 +515,9 @@ func (h *run) rate(name string, res PhaseResult, u usage, n int64) float64 {
 	}
 	h.res.CPUSecondsPerMillion[name] = u.CPUSeconds / float64(n) * 1e6
 	h.res.PeakRSSByPhase[name] = u.PeakRSS
-	h.logf("%s: %d records in %.2f s: %.0f events/s, %.1f CPU s per million, peak RSS %d MiB",
-		name, res.Records, secs, rate, h.res.CPUSecondsPerMillion[name], u.PeakRSS>>20)
+	h.res.MajorFaultsByPhase[name] = u.MajorFaults
+	h.logf("%s: %d records in %.2f s: %.0f events/s, %.1f CPU s per million, peak RSS %d MiB, %d major page faults",
+		name, res.Records, secs, rate, h.res.CPUSecondsPerMillion[name], u.PeakRSS>>20, u.MajorFaults)
 	return rate
 }
 

@@ -265,6 +265,15 @@ func runFloor(ctx context.Context, spec PhaseSpec) (PhaseResult, error) {
 func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResult, error) {
 	opts := spec.stateOptions()
 	setMemoryLimit(opts.MemoryBudget)
+	// CHURNFLOW_BENCH_LOG=debug (or info, warn) logs the pipeline and the
+	// store (Badger's flushes and compactions at debug) to the phase's log
+	// file in the work directory (--keep keeps it).
+	log := zerolog.Nop()
+	if lvl, err := zerolog.ParseLevel(os.Getenv("CHURNFLOW_BENCH_LOG")); err == nil && lvl != zerolog.NoLevel {
+		zerolog.TimeFieldFormat = zerolog.TimeFormatUnixMs
+		log = zerolog.New(os.Stderr).Level(lvl).With().Timestamp().Logger()
+		opts.Logger = log.With().Str("component", "state").Logger()
+	}
 	engine, err := operators.NewEngine(operators.DefaultConfig())
 	if err != nil {
 		return PhaseResult{}, err
@@ -277,13 +286,7 @@ func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResul
 	cfg := pipeline.DefaultConfig()
 	cfg.Brokers, cfg.Topics, cfg.Group, cfg.CreateTopics = spec.Brokers, spec.Topics, spec.Group, true
 	reg := prometheus.NewRegistry()
-	deps := pipeline.Deps{Engine: engine, Store: store, Metrics: pipeline.NewMetrics(reg)}
-	// CHURNFLOW_BENCH_LOG=debug (or info, warn) logs the pipeline to the
-	// phase's log file in the work directory (--keep keeps it).
-	if lvl, err := zerolog.ParseLevel(os.Getenv("CHURNFLOW_BENCH_LOG")); err == nil && lvl != zerolog.NoLevel {
-		zerolog.TimeFieldFormat = zerolog.TimeFormatUnixMs
-		deps.Log = zerolog.New(os.Stderr).Level(lvl).With().Timestamp().Logger()
-	}
+	deps := pipeline.Deps{Engine: engine, Store: store, Metrics: pipeline.NewMetrics(reg), Log: log}
 	if spec.Clock != 0 {
 		clock := time.Unix(spec.Clock, 0)
 		deps.Clock = func() time.Time { return clock }
