@@ -509,13 +509,16 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 		}
 	}()
 	members := make(map[operators.MemberID]*member, grown(w.hint.members))
+	var readsTook time.Duration
 	var slab memberSlab
 	get := func(id operators.MemberID) (*member, error) {
 		if m, ok := members[id]; ok {
 			return m, nil
 		}
 		m := slab.next(grown(w.hint.members))
-		found, err := w.ps.Get(id, &m.s)
+		gs := time.Now()
+		found, err := b.Get(id, &m.s)
+		readsTook += time.Since(gs)
 		if err != nil {
 			return nil, err
 		}
@@ -699,7 +702,8 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 	if err := b.Commit(context.WithoutCancel(ctx)); err != nil {
 		return false, err
 	}
-	w.p.metrics.observeCommit(time.Since(commitStart))
+	commitTook := time.Since(commitStart)
+	w.p.metrics.observeCommit(commitTook)
 	w.pm.outboxDelta(int64(len(out)))
 	if w.pm != nil {
 		for _, m := range members {
@@ -708,7 +712,8 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 	}
 	w.in[0].dirty, w.in[1].dirty = false, false
 	w.log.Debug().Int("applied", applied).Int("dead_letters", len(dead)).Int("timers_fired", fired).
-		Int("members", len(members)).Int("outbox", len(out)).Int64("watermark", wm).Msg("batch committed")
+		Int("members", len(members)).Int("outbox", len(out)).Int64("watermark", wm).
+		Dur("took", time.Since(started)).Dur("commit_took", commitTook).Dur("member_reads_took", readsTook).Msg("batch committed")
 	w.hint = batchHint{members: len(members), alerts: len(alerts), alertBytes: len(vals)}
 	w.sendq <- sendJob{out: out, alerts: alerts, alertFrom: alertFrom, started: started, inOffsets: inOffsets}
 	return true, nil
