@@ -517,7 +517,7 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 		}
 		m := slab.next(grown(w.hint.members))
 		gs := time.Now()
-		found, err := b.Get(id, &m.s)
+		found, err := w.ps.Get(id, &m.s)
 		readsTook += time.Since(gs)
 		if err != nil {
 			return nil, err

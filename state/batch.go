@@ -89,31 +89,6 @@ type Batch struct {
 	// minInserted is the earliest timer entry the commit inserts
 	// (math.MaxInt64: none), for the partition's due floor.
 	minInserted int64
-	// rtxn is the batch's Badger read transaction (nil until the first
-	// read; see reader).
-	rtxn *badger.Txn
-}
-
-// reader returns the batch's read transaction, opened on first use and
-// discarded with the batch. Every Badger read of the batch (Get, Seen, the
-// commit's timer-index lookups) shares it.
-//
-// Why one: opening a Badger read transaction waits until every commit
-// already given a timestamp, in any partition, has been written to the
-// memtable (oracle.readTs). The partitions commit independently, and while
-// a memtable is being flushed their commits wait for room, so a read
-// transaction per member-cache miss waited for the other partitions'
-// commits once per miss: at 1 M members, 20,000 events/s offered, the
-// member reads of a batch took about 1 ms per miss, in every partition at
-// once, for a few hundred milliseconds after each flush (churnflow bench,
-// ninth sitting). With one per batch the wait comes at most once. The
-// snapshot is still current for this partition: only this batch's Commit
-// writes its keys, and a batch starts after the previous one committed.
-func (b *Batch) reader() *badger.Txn {
-	if b.rtxn == nil {
-		b.rtxn = b.ps.s.db.NewTransaction(false)
-	}
-	return b.rtxn
 }
 
 // group is one member's changes.
@@ -226,7 +201,11 @@ func (b *Batch) Seen(eventID string) (bool, error) {
 		}
 	}
 	var kb [64]byte
-	_, err := b.reader().Get(dedupKey(kb[:0], b.ps.p, eventID))
+	key := dedupKey(kb[:0], b.ps.p, eventID)
+	err := s.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(key)
+		return err
+	})
 	switch {
 	case err == nil:
 		return true, nil
@@ -325,10 +304,6 @@ func (b *Batch) Discard() {
 		}
 	}
 	b.done = true
-	if b.rtxn != nil {
-		b.rtxn.Discard()
-		b.rtxn = nil
-	}
 	b.arena, b.keys, b.groups, b.byID, b.marks, b.recs, b.seen, b.offsets = nil, nil, nil, nil, nil, nil, nil, nil
 }
 
@@ -681,27 +656,28 @@ func (b *Batch) resolveIndexed() error {
 	if len(miss) == 0 {
 		return nil
 	}
-	txn := b.reader()
-	var kb [64]byte
-	for _, i := range miss {
-		g := &b.groups[i]
-		item, err := txn.Get(memberKey(kb[:0], p, g.id))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			g.indexed = g.origDue // not ours to doubt: the entry the caller says
-			continue
-		} else if err != nil {
-			return err
+	return s.db.View(func(txn *badger.Txn) error {
+		var kb [64]byte
+		for _, i := range miss {
+			g := &b.groups[i]
+			item, err := txn.Get(memberKey(kb[:0], p, g.id))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				g.indexed = g.origDue // not ours to doubt: the entry the caller says
+				continue
+			} else if err != nil {
+				return err
+			}
+			err = item.Value(func(v []byte) error {
+				var err error
+				g.indexed, err = indexedDue(v, g.origDue)
+				return err
+			})
+			if err != nil {
+				return err
+			}
 		}
-		err = item.Value(func(v []byte) error {
-			var err error
-			g.indexed, err = indexedDue(v, g.origDue)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // pack groups the units greedily into transactions under the limits,

@@ -1,7 +1,6 @@
 package state
 
 import (
-	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -301,43 +300,5 @@ func TestRangeCachingWarms(t *testing.T) {
 	c.fillAt(3, "Y", older.AppendEncode(nil), &epochs)
 	if hit, _, _ := c.get(3, "Y", &got); !hit || got.Clock != older.Clock {
 		t.Errorf("a scan's fill with no commit since: hit %v, clock %d", hit, got.Clock)
-	}
-}
-
-// Batch.Get reads the members the cache does not hold in the batch's read
-// transaction: the committed states, an absent member as not found, and
-// nothing once the batch is done.
-func TestBatchGet(t *testing.T) {
-	dir := t.TempDir()
-	s := openTest(t, dir)
-	ps := s.Partition(0)
-	b := ps.NewBatch()
-	for i := range 100 {
-		st := testState(i, 0)
-		b.Put(mid(i), &st, 0)
-	}
-	commit(t, b)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openTest(t, dir) // an empty member cache: every first read is Badger's
-	ps = s.Partition(0)
-	b = ps.NewBatch()
-	var got operators.MemberState
-	for i := range 100 {
-		want := testState(i, 0)
-		if found, err := b.Get(mid(i), &got); !found || err != nil || got.Clock != want.Clock {
-			t.Fatalf("member %d: found %v, err %v, clock %d want %d", i, found, err, got.Clock, want.Clock)
-		}
-	}
-	if found, err := b.Get("absent", &got); found || err != nil {
-		t.Fatalf("absent member: found %v, err %v", found, err)
-	}
-	if u, err := s.Usage(); err != nil || u.CacheMisses != 101 {
-		t.Errorf("misses %d (err %v), want 101: each first read goes to Badger", u.CacheMisses, err)
-	}
-	b.Discard()
-	if _, err := b.Get(mid(0), &got); !errors.Is(err, ErrBatchDone) {
-		t.Errorf("Get after Discard: %v, want ErrBatchDone", err)
 	}
 }

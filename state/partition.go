@@ -34,30 +34,6 @@ func (ps *PartitionStore) Partition() Partition { return ps.p }
 // left untouched. An error is a Badger read error or a corrupt encoding
 // (operators.ErrStateCorrupt, operators.ErrStateVersion).
 func (ps *PartitionStore) Get(id operators.MemberID, dst *operators.MemberState) (bool, error) {
-	var txn *badger.Txn
-	defer func() {
-		if txn != nil {
-			txn.Discard()
-		}
-	}()
-	return ps.get(id, dst, func() *badger.Txn {
-		txn = ps.s.db.NewTransaction(false)
-		return txn
-	})
-}
-
-// Get is PartitionStore.Get for the batch's worker: a member not in the
-// member cache is read in the batch's read transaction (see reader).
-func (b *Batch) Get(id operators.MemberID, dst *operators.MemberState) (bool, error) {
-	if b.done {
-		return false, ErrBatchDone
-	}
-	return b.ps.get(id, dst, b.reader)
-}
-
-// get reads the member from the member cache, else from Badger in the
-// transaction reader returns (called only then).
-func (ps *PartitionStore) get(id operators.MemberID, dst *operators.MemberState, reader func() *badger.Txn) (bool, error) {
 	if !ps.s.enter() {
 		return false, ErrClosed
 	}
@@ -67,23 +43,28 @@ func (ps *PartitionStore) get(id operators.MemberID, dst *operators.MemberState,
 		return hit, err
 	}
 	var kb [64]byte
-	item, err := reader().Get(memberKey(kb[:0], ps.p, id))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return false, nil
-	}
-	if err == nil {
-		err = item.Value(func(v []byte) error {
+	key := memberKey(kb[:0], ps.p, id)
+	found := false
+	err = ps.s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(key)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		found = true
+		return item.Value(func(v []byte) error {
 			if err := decodeMemberVal(v, dst); err != nil {
 				return err
 			}
 			ps.s.cache.getFill(ps.p, id, v, epoch)
 			return nil
 		})
-	}
+	})
 	if err != nil {
 		return false, classify(fmt.Errorf("get member of partition %d: %w", ps.p, err))
 	}
-	return true, nil
+	return found, nil
 }
 
 // Offsets returns the next input offset to read per topic, as committed
