@@ -28,9 +28,8 @@ const (
 	// over many partitions: a worker's batch of BatchMax (2,000) events
 	// gives each output partition a few dozen, and a small batch one or
 	// two. At 1,000 (before) each alert of a small batch cost 152 KB of
-	// garbage: at 20,000 events/s offered, several hundred MB/s for the
-	// collector (churnflow bench, latency phase). The changelog does not
-	// go through this writer (changelogWriter).
+	// garbage for the collector. The changelog does not go through this
+	// writer (changelogWriter).
 	produceBatchSize = 128
 )
 

@@ -57,23 +57,22 @@ func tableDir(dir string) string {
 //
 // Why two kinds of advice: the member cache's misses read the tables at
 // random. MADV_PAGEOUT takes a page out of the page cache as well, so the
-// next read of it waited for the disk: at 1 M members, after each trim
-// (every second or so at 20,000 events/s) the workers' member reads took
-// over 1 ms each for a few hundred milliseconds, which was most of the p99
-// latency (churnflow bench, ninth sitting). MADV_DONTNEED on a shared file
-// map only unmaps the pages: they stay in the page cache, which the kernel
-// reclaims when it needs the memory, and the next read maps them again
-// without touching the disk. But on anonymous memory MADV_DONTNEED discards
-// the contents: were a table unmapped, and its address reused by an
-// anonymous map (the Go heap, the member cache's chunks), between reading
-// /proc/self/maps and the call, it would zero live memory. Hence it is used
-// only on tables the caller holds a reference to. Paging out the others
-// instead evicted the tables a compaction was writing, which are read as
-// soon as it installs them. MADV_PAGEOUT is safe on any address: on
-// anonymous memory it can only push pages to swap, never drop their
-// contents; the value log is read only after a restart, so its pages need
-// not stay cached. Errors are ignored: older kernels (EINVAL) simply keep
-// the pages.
+// next read of it waited for the disk: at 1 M members the trim ran every
+// second or so, and the end-to-end phase of churnflow bench took 37,411
+// major page faults (3,398 with this; ninth sitting). MADV_DONTNEED on a
+// shared file map only unmaps the pages: they stay in the page cache,
+// which the kernel reclaims when it needs the memory, and the next read
+// maps them again without touching the disk. But on anonymous memory
+// MADV_DONTNEED discards the contents: were a table unmapped, and its
+// address reused by an anonymous map (the Go heap, the member cache's
+// chunks), between reading /proc/self/maps and the call, it would zero
+// live memory. Hence it is used only on tables the caller holds a
+// reference to. Paging out the others instead evicted the tables a
+// compaction was writing, which are read as soon as it installs them.
+// MADV_PAGEOUT is safe on any address: on anonymous memory it can only
+// push pages to swap, never drop their contents; the value log is read
+// only after a restart, so its pages need not stay cached. Errors are
+// ignored: older kernels (EINVAL) simply keep the pages.
 func trimTables(dir string, live func(id uint64) bool) int {
 	if dir == "" {
 		return 0
