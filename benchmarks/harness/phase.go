@@ -266,7 +266,7 @@ func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResul
 	opts := spec.stateOptions()
 	setMemoryLimit(opts.MemoryBudget)
 	// CHURNFLOW_BENCH_LOG=debug (or info, warn) logs the pipeline and the
-	// store (Badger's flushes and compactions at debug) to the phase's log
+	// store (and Badger's own messages, at debug) to the phase's log
 	// file in the work directory (--keep keeps it).
 	log := zerolog.Nop()
 	if lvl, err := zerolog.ParseLevel(os.Getenv("CHURNFLOW_BENCH_LOG")); err == nil && lvl != zerolog.NoLevel {
