@@ -260,10 +260,7 @@ func TestRangeCachingWarms(t *testing.T) {
 	ps := s.Partition(3)
 	b := ps.NewBatch()
 	const n = 100
-	for i := range n {
-		st := testState(i, 0)
-		b.Put(mid(i), &st, 0)
-	}
+	putMembers(b, 0, n)
 	commit(t, b)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)

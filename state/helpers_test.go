@@ -52,6 +52,14 @@ func testState(i int, due int64) operators.MemberState {
 
 func mid(i int) operators.MemberID { return operators.MemberID(fmt.Sprintf("M%06d", i)) }
 
+// putMembers puts testState(i, 0) for the members lo to hi-1 into b.
+func putMembers(b *Batch, lo, hi int) {
+	for i := lo; i < hi; i++ {
+		st := testState(i, 0)
+		b.Put(mid(i), &st, 0)
+	}
+}
+
 func encoded(s *operators.MemberState) string { return string(s.AppendEncode(nil)) }
 
 // dump returns every live key of the store with its value (dedup markers

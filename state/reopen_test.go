@@ -24,10 +24,7 @@ func TestReopenAfterCrashWithSmallerBudget(t *testing.T) {
 			t.Fatal(err)
 		}
 		b := s.Partition(0).NewBatch()
-		for i := 0; i < 100; i++ {
-			st := testState(i, 0)
-			b.Put(mid(i), &st, 0)
-		}
+		putMembers(b, 0, 100)
 		b.SetOffset("in", 100)
 		if err := b.Commit(t.Context()); err != nil {
 			t.Fatal(err)
@@ -96,10 +93,7 @@ func TestReopenSnappyTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := s.Partition(0).NewBatch()
-	for i := range 2000 {
-		st := testState(i, 0)
-		b.Put(mid(i), &st, 0)
-	}
+	putMembers(b, 0, 2000)
 	b.SetOffset("in", 2000)
 	if err := b.Commit(t.Context()); err != nil {
 		t.Fatal(err)

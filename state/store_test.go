@@ -45,10 +45,7 @@ func TestPutGet(t *testing.T) {
 			ps := s.Partition(1)
 			b := ps.NewBatch()
 			const n = 200
-			for i := range n {
-				st := testState(i, 0)
-				b.Put(mid(i), &st, 0)
-			}
+			putMembers(b, 0, n)
 			// Not visible before Commit.
 			var got operators.MemberState
 			if ok, err := ps.Get(mid(0), &got); ok || err != nil {

@@ -98,7 +98,7 @@ func trimTables(dir string, live func(id uint64) bool) int {
 		switch name := path[len(dir):]; {
 		case strings.HasSuffix(name, ".sst"):
 			id, err := strconv.ParseUint(strings.TrimSuffix(name, ".sst"), 10, 64)
-			if err != nil || live == nil || !live(id) {
+			if err != nil || !live(id) {
 				continue
 			}
 			advice = madvDontneed
