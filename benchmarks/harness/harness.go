@@ -63,8 +63,9 @@ type Config struct {
 	Keep    bool
 	// Profile writes the end-to-end phase's CPU profile to this file,
 	// HeapProfile its live heap at the end, LatencyProfile the latency
-	// phase's CPU profile (its process, warm-up included).
-	Profile, HeapProfile, LatencyProfile string
+	// phase's CPU profile (its process, warm-up included), LatencyTrace
+	// the latency phase's runtime execution trace (after the warm-up).
+	Profile, HeapProfile, LatencyProfile, LatencyTrace string
 	// Commit is the source commit recorded with the results.
 	Commit string
 	// Quick marks the small profile (recorded with the results).
@@ -416,7 +417,7 @@ func (h *run) latency(ctx context.Context, spec PhaseSpec) error {
 	spec.WarmTarget = h.consumed + int64(len(live.warm))
 	spec.Target = spec.WarmTarget + int64(len(live.paced))
 	spec.Clock, spec.ClockRuns, spec.Latency = live.base, true, true
-	spec.CPUProfile, spec.HeapProfile = h.cfg.LatencyProfile, ""
+	spec.CPUProfile, spec.HeapProfile, spec.Trace = h.cfg.LatencyProfile, "", h.cfg.LatencyTrace
 	c, err := h.start("latency", spec)
 	if err != nil {
 		return err

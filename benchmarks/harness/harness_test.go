@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"bytes"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -78,14 +80,21 @@ func checkFigures(t *testing.T, r *Result, c Config) {
 	}
 }
 
-// TestHarnessEmbedded runs every phase on the embedded broker.
+// TestHarnessEmbedded runs every phase on the embedded broker, with a
+// runtime trace of the latency phase.
 func TestHarnessEmbedded(t *testing.T) {
 	c := tinyConfig(t)
+	c.LatencyTrace = filepath.Join(t.TempDir(), "latency.trace")
 	r, err := Run(t.Context(), c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkFigures(t, r, c)
+	// A trace starts with "go 1.N trace"; the phase's goroutines make it
+	// far longer than that header.
+	if tr, err := os.ReadFile(c.LatencyTrace); err != nil || !bytes.HasPrefix(tr, []byte("go 1.")) || len(tr) < 4096 {
+		t.Errorf("latency trace: %d bytes, %v; want a runtime trace", len(tr), err)
+	}
 	if r.KStreamsAgreement != nil || r.KStreamsEventsPerSec != 0 {
 		t.Errorf("the peer ran without being asked")
 	}

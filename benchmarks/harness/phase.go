@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,9 @@ type PhaseSpec struct {
 	// fired>" and starts collecting latencies and counting timers afresh.
 	WarmTarget int64  `json:"warm_target,omitempty"`
 	CPUProfile string `json:"cpu_profile,omitempty"`
+	// Trace is written with a runtime execution trace (go tool trace) of
+	// the phase after its warm-up: where goroutines wait, and for what.
+	Trace string `json:"trace,omitempty"`
 	// HeapProfile is written when the pipeline has processed half its
 	// target: the live heap while it is busy (at the end, with the outbox
 	// drained and the compactions done, it is a third of that). Its
@@ -374,6 +378,13 @@ func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResul
 				if readsBefore, err = store.Usage(); err != nil {
 					return res, err
 				}
+				if spec.Trace != "" {
+					stop, err := startTrace(spec.Trace)
+					if err != nil {
+						return res, err
+					}
+					defer stop()
+				}
 				fmt.Fprintf(out, "WARM %d %d\n", time.Now().UnixNano(), fired)
 			}
 			continue
@@ -507,6 +518,23 @@ func (spec PhaseSpec) stateOptions() state.Options {
 	opts := state.DefaultOptions(spec.StateDir)
 	opts.MemoryBudget = cmp.Or(spec.MemoryBudget, opts.MemoryBudget)
 	return opts
+}
+
+// startTrace starts a runtime execution trace into path; stop ends it and
+// closes the file.
+func startTrace(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	return func() {
+		trace.Stop()
+		f.Close()
+	}, nil
 }
 
 // writeHeapProfile writes the in-use heap to path ("" : nothing).

@@ -16,23 +16,24 @@ import (
 )
 
 type benchFlags struct {
-	quick   bool
-	skip    []string
-	json    bool
-	brokers []string
-	out     string
-	keep    string
-	profile string
-	heap    string
-	latProf string
-	peer    bool
-	peerDir string
-	members int
-	events  int
-	parts   int
-	rate    float64
-	rateFor time.Duration
-	memory  int64
+	quick    bool
+	skip     []string
+	json     bool
+	brokers  []string
+	out      string
+	keep     string
+	profile  string
+	heap     string
+	latProf  string
+	latTrace string
+	peer     bool
+	peerDir  string
+	members  int
+	events   int
+	parts    int
+	rate     float64
+	rateFor  time.Duration
+	memory   int64
 }
 
 func newBenchCmd(s streams) *cobra.Command {
@@ -101,7 +102,7 @@ judge: the targets are in docs/performance.md.`,
 				return fmt.Errorf("bench: find churnflow's executable: %w", err)
 			}
 			cfg.Bin, cfg.Brokers, cfg.Profile, cfg.HeapProfile = bin, f.brokers, f.profile, f.heap
-			cfg.LatencyProfile = f.latProf
+			cfg.LatencyProfile, cfg.LatencyTrace = f.latProf, f.latTrace
 			cfg.Peer, cfg.PeerDir, cfg.Commit, cfg.Progress = f.peer, f.peerDir, sourceCommit(), s.err
 			cfg.Skip = f.skip
 			if f.keep != "" {
@@ -152,6 +153,7 @@ judge: the targets are in docs/performance.md.`,
 	fl.StringVar(&f.profile, "cpuprofile", "", "write the end-to-end phase's CPU profile (pprof) to this file")
 	fl.StringVar(&f.heap, "memprofile", "", "write the end-to-end phase's live heap (pprof), halfway through its events, to this file")
 	fl.StringVar(&f.latProf, "latency-cpuprofile", "", "write the latency phase's CPU profile (pprof; its whole process, warm-up included) to this file")
+	fl.StringVar(&f.latTrace, "latency-trace", "", "write a runtime execution trace of the latency phase, after its warm-up, to this file (go tool trace)")
 	fl.StringVar(&f.out, "out", "", "write the table or JSON to this file instead of standard output")
 	fl.StringVar(&f.keep, "keep", "", "work in this directory and keep it (state, phase logs)")
 	return cmd
