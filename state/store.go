@@ -648,7 +648,10 @@ func (s *Store) maxCount() int64 {
 }
 
 // badgerLogger adapts zerolog to Badger's Logger. Badger's info messages
-// (table and compaction housekeeping) go to debug, its debug to trace.
+// (table and compaction housekeeping) go to debug, its debug to trace. The
+// lines say where they come from in their message ("badger"), not in a
+// field: the store's logger already names its component, and a second
+// "component" key made the JSON line hold the key twice.
 type badgerLogger struct{ l zerolog.Logger }
 
 func (b badgerLogger) Errorf(f string, v ...any) { b.emit(b.l.Error(), f, v) }
@@ -662,7 +665,7 @@ func (badgerLogger) emit(e *zerolog.Event, f string, v []any) {
 	if e == nil {
 		return
 	}
-	e.Str("component", "badger").Str("detail", strings.TrimSpace(fmt.Sprintf(f, v...))).Msg("badger")
+	e.Str("detail", strings.TrimSpace(fmt.Sprintf(f, v...))).Msg("badger")
 }
 
 // DedupTTL is how long the store remembers an event id (Options.DedupTTL).

@@ -1,7 +1,9 @@
 package state
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"maps"
 	"os"
@@ -9,6 +11,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/churnflow/churnflow/operators"
 )
@@ -628,5 +632,50 @@ func TestDueFloor(t *testing.T) {
 	}
 	if got := scan(7000); !slices.Contains(got, "Z") {
 		t.Errorf("scan after a load = %v, want Z (due 50) in it", got)
+	}
+}
+
+// TestBadgerLogLines: Badger's messages go through the store's logger as
+// JSON lines with each key once (the store's logger already carries a
+// "component"), marked by their message.
+func TestBadgerLogLines(t *testing.T) {
+	var buf bytes.Buffer
+	log := zerolog.New(&buf).Level(zerolog.DebugLevel).With().Str("component", "state").Logger()
+	s := openTest(t, "", func(o *Options) { o.Logger = log })
+	b := s.Partition(0).NewBatch()
+	putMembers(b, 0, 10)
+	commit(t, b)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	badgerLines := 0
+	for line := range bytes.Lines(buf.Bytes()) {
+		keys := map[string]int{}
+		dec := json.NewDecoder(bytes.NewReader(line))
+		if _, err := dec.Token(); err != nil { // {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		for dec.More() {
+			k, err := dec.Token()
+			if err != nil {
+				t.Fatalf("log line %q: %v", line, err)
+			}
+			keys[k.(string)]++
+			var v any
+			if err := dec.Decode(&v); err != nil {
+				t.Fatalf("log line %q: %v", line, err)
+			}
+			if k == "message" && v == "badger" {
+				badgerLines++
+			}
+		}
+		for k, n := range keys {
+			if n > 1 {
+				t.Errorf("log line %q has key %q %d times", line, k, n)
+			}
+		}
+	}
+	if badgerLines == 0 {
+		t.Fatalf("no Badger line logged at debug:\n%s", buf.String())
 	}
 }

@@ -188,9 +188,10 @@ func producePaced(ctx context.Context, brokers []string, topics pipeline.Topics,
 	// every partition batch it starts: at 10,000, 1.5 MB per partition and
 	// tick. At 20,000/s offered this process allocated about 1.3 GB/s and
 	// collected every 250 ms (GODEBUG=gctrace=1), taking CPU from the
-	// pipeline it measures on the same cores. A tick holds a few
-	// dozen records per partition at the rates this phase offers (13 at
-	// 20,000/s on 8 partitions of two topics); more go in a second request.
+	// pipeline it measures on the same cores. A tick holds about a dozen
+	// records per partition at the rates this phase offers (at 20,000/s,
+	// 200 a tick over 8 partitions of two topics); more would go in a
+	// second request.
 	w := gen.NewWriter(brokers, 64)
 	w.BatchTimeout = time.Millisecond
 	defer w.Close()
