@@ -194,11 +194,8 @@ func (b *Batch) Seen(eventID string) (bool, error) {
 		return false, ErrClosed
 	}
 	defer s.leave()
-	if !s.noFilter {
-		may, err := b.ps.st.seen.mayContain(b.ps, eventID)
-		if err != nil || !may {
-			return false, err
-		}
+	if !s.noFilter && !b.ps.st.seen.mayContain(b.ps, eventID) {
+		return false, nil
 	}
 	var kb [64]byte
 	key := dedupKey(kb[:0], b.ps.p, eventID)

@@ -1,8 +1,11 @@
 package state
 
 import (
-	"fmt"
+	"encoding/binary"
+	"errors"
+	"hash/maphash"
 	"sync"
+	"time"
 
 	"github.com/bits-and-blooms/bloom/v3"
 	badger "github.com/dgraph-io/badger/v4"
@@ -11,81 +14,176 @@ import (
 // seenFilter answers most dedup checks without reading Badger: a Bloom
 // filter of the partition's dedup markers. A miss proves the event id has
 // no marker (every committed marker was added), so Seen skips the Badger
-// read; a hit, true or false, is checked in Badger. The filter is built on
-// the first check from the markers on disk, rebuilt when it has taken in
-// as many ids again as it was built for (which also sheds expired
-// markers, as Badger's TTL does), and dropped when the partition is
-// dropped or loaded.
+// read; a hit, true or false, is checked in Badger.
+//
+// The filter is built in the background, from a snapshot of the markers
+// on disk taken at the first check: until it is ready every check reads
+// Badger, so that a restarted process with millions of markers processes
+// at once instead of after reading them all. It is rebuilt, in the
+// background too, when it has taken in as many ids again as it was built
+// for (which also sheds expired markers, as Badger's TTL does); the full
+// filter answers meanwhile. It is dropped when the partition is dropped or
+// loaded.
+//
+// The filter holds a 64-bit hash of each id rather than the id, so that a
+// build keeps 8 bytes per marker until it knows how many there are.
 type seenFilter struct {
-	mu    sync.Mutex
-	f     *bloom.BloomFilter // nil: not built
-	cap   uint               // ids it was sized for
-	added uint               // ids added since it was built
+	mu       sync.Mutex
+	f        *bloom.BloomFilter // nil: not built
+	cap      uint               // ids f was sized for
+	added    uint               // ids added to f since it was built
+	building bool               // a build runs
+	gen      uint64             // bumped by reset: a build of an older one is dropped
+	pending  []uint64           // hashes added while a build runs, for its filter
+	retry    time.Time          // after a failed build: no other before this
+	built    int                // completed builds (tests)
+	runs     sync.WaitGroup     // running builds (tests wait for them)
 }
 
 // seenFilterMin is the smallest capacity a filter is built with; the
 // false-positive rate is seenFilterFP while it holds no more ids than that.
+// A failed build is tried again after seenFilterRetry.
 const (
-	seenFilterMin = 1 << 16
-	seenFilterFP  = 0.01
+	seenFilterMin   = 1 << 16
+	seenFilterFP    = 0.01
+	seenFilterRetry = 10 * time.Second
 )
 
+// seenSeed seeds the ids' hashes; the filters live in this process only.
+var seenSeed = maphash.MakeSeed()
+
+// seenHash is the hash of eventID the filter holds.
+func seenHash(eventID []byte) uint64 { return maphash.Bytes(seenSeed, eventID) }
+
+// seenHashString is seenHash of a string.
+func seenHashString(eventID string) uint64 { return maphash.String(seenSeed, eventID) }
+
 // mayContain reports whether eventID may have a marker (false: it has
-// none). It builds or rebuilds the filter when needed.
-func (sf *seenFilter) mayContain(ps *PartitionStore, eventID string) (bool, error) {
+// none). It starts a build when none is ready or the filter is full, and
+// answers true (read Badger) while there is no filter.
+func (sf *seenFilter) mayContain(ps *PartitionStore, eventID string) bool {
 	sf.mu.Lock()
 	defer sf.mu.Unlock()
-	if sf.f == nil || sf.added > sf.cap {
-		if err := sf.build(ps); err != nil {
-			return true, err
-		}
+	if !sf.building && (sf.f == nil || sf.added > sf.cap) && !time.Now().Before(sf.retry) {
+		sf.startBuild(ps)
 	}
-	return sf.f.TestString(eventID), nil
+	if sf.f == nil {
+		return true
+	}
+	var k [8]byte
+	binary.LittleEndian.PutUint64(k[:], seenHashString(eventID))
+	return sf.f.Test(k[:])
 }
 
-// build fills a new filter with the markers on disk, sized for twice
-// their number (at least seenFilterMin).
-func (sf *seenFilter) build(ps *PartitionStore) error {
-	prefix := appendPrefix(nil, kindDedup, ps.p)
-	var ids [][]byte
-	err := ps.s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			ids = append(ids, it.Item().KeyCopy(nil)[len(prefix):])
+// startBuild takes the snapshot of the markers (every marker committed so
+// far; the ones committed later are added while the build runs and kept in
+// pending) and reads it in a goroutine. sf.mu is held.
+func (sf *seenFilter) startBuild(ps *PartitionStore) {
+	s := ps.s
+	if !s.enter() {
+		return // closed: the caller's Badger read reports it
+	}
+	txn := s.db.NewTransaction(false)
+	sf.building, sf.pending = true, sf.pending[:0]
+	gen := sf.gen
+	sf.runs.Add(1)
+	go func() {
+		defer sf.runs.Done()
+		defer s.leave()
+		defer txn.Discard()
+		if s.buildHook != nil {
+			s.buildHook()
 		}
-		return nil
-	})
+		start := time.Now()
+		hashes, err := readMarkerHashes(ps, txn)
+		if err != nil && !errors.Is(err, ErrClosed) {
+			s.log.Warn().Err(err).Int32("partition", int32(ps.p)).
+				Msg("dedup filter not built; dedup checks read the state store until the next try")
+		}
+		n := sf.finish(gen, hashes, err)
+		if n >= 0 {
+			s.log.Debug().Int32("partition", int32(ps.p)).Int("markers", n).
+				Dur("took", time.Since(start)).Msg("dedup filter built")
+		}
+	}()
+}
+
+// readMarkerHashes reads the hashes of the partition's markers in txn. It
+// stops early, with ErrClosed, when the store is closing.
+func readMarkerHashes(ps *PartitionStore, txn *badger.Txn) ([]uint64, error) {
+	prefix := appendPrefix(nil, kindDedup, ps.p)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	defer it.Close()
+	var hashes []uint64
+	for it.Rewind(); it.Valid(); it.Next() {
+		if len(hashes)%4096 == 0 && ps.s.closing.Load() {
+			return nil, ErrClosed
+		}
+		hashes = append(hashes, seenHash(it.Item().Key()[len(prefix):]))
+	}
+	return hashes, nil
+}
+
+// finish makes the filter of a build of generation gen from the markers'
+// hashes and the ones added meanwhile, unless the build failed or the
+// filter was reset since. It returns the number of ids the new filter
+// holds, -1 if it was not made.
+func (sf *seenFilter) finish(gen uint64, hashes []uint64, err error) int {
+	sf.mu.Lock()
+	defer sf.mu.Unlock()
+	if sf.gen != gen {
+		return -1 // reset meanwhile: a later check starts another build
+	}
+	sf.building = false
 	if err != nil {
-		return classify(fmt.Errorf("read dedup markers of partition %d: %w", ps.p, err))
+		sf.pending, sf.retry = nil, time.Now().Add(seenFilterRetry)
+		return -1
 	}
-	sf.cap = max(uint(2*len(ids)), seenFilterMin)
-	sf.f = bloom.NewWithEstimates(sf.cap, seenFilterFP)
-	for _, id := range ids {
-		sf.f.Add(id)
+	n := uint(len(hashes) + len(sf.pending))
+	f := bloom.NewWithEstimates(max(2*n, seenFilterMin), seenFilterFP)
+	var k [8]byte
+	for _, hs := range [][]uint64{hashes, sf.pending} {
+		for _, h := range hs {
+			binary.LittleEndian.PutUint64(k[:], h)
+			f.Add(k[:])
+		}
 	}
-	sf.added = 0
-	return nil
+	sf.f, sf.cap, sf.added, sf.pending = f, max(2*n, seenFilterMin), 0, nil
+	sf.built++
+	return int(n)
 }
 
 // add records ids about to be committed as markers (adding one that is not
 // committed in the end only costs a Badger read later).
+//
+// With no filter and no build running the ids are not kept: the next
+// build's snapshot holds them, as it is taken by a check, and the
+// partition's checks and commits come one after another from its worker.
 func (sf *seenFilter) add(ids []mark) {
 	sf.mu.Lock()
 	defer sf.mu.Unlock()
-	if sf.f == nil {
-		return // built from disk on the next check, with these committed
+	if sf.f == nil && !sf.building {
+		return
 	}
+	var k [8]byte
 	for _, m := range ids {
-		sf.f.AddString(m.id)
+		h := seenHashString(m.id)
+		if sf.building {
+			sf.pending = append(sf.pending, h)
+		}
+		if sf.f != nil {
+			binary.LittleEndian.PutUint64(k[:], h)
+			sf.f.Add(k[:])
+		}
 	}
 	sf.added += uint(len(ids))
 }
 
 // reset forgets the filter: the partition's markers changed other than by
-// batches (dropped, loaded).
+// batches (dropped, loaded). A build running is dropped when it ends.
 func (sf *seenFilter) reset() {
 	sf.mu.Lock()
 	defer sf.mu.Unlock()
-	sf.f, sf.cap, sf.added = nil, 0, 0
+	sf.f, sf.cap, sf.added, sf.building, sf.pending = nil, 0, 0, false, nil
+	sf.gen++
 }

@@ -45,6 +45,7 @@ type Store struct {
 	idle     *sync.Cond
 	closed   bool
 	inflight int
+	closing  atomic.Bool // set when Close starts: long reads stop early
 
 	closeOnce sync.Once
 	closeErr  error
@@ -64,6 +65,7 @@ type Store struct {
 	afterPart func(part int) error   // called after each committed part but the last
 	statfs    func(dir string) int64 // free bytes, -1 if unknown
 	noFilter  bool                   // Seen always reads Badger (benchmarks)
+	buildHook func()                 // called by a dedup filter build after its snapshot
 }
 
 // partState is what the store keeps per partition in memory.
@@ -260,6 +262,7 @@ func (s *Store) leave() {
 // return the first call's result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.closing.Store(true)
 		s.life.Lock()
 		s.closed = true
 		for s.inflight > 0 {
