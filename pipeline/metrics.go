@@ -167,14 +167,17 @@ func classOf(s *operators.MemberState) memberClass {
 // values, resolved once, and its share of the members gauge, withdrawn
 // when the worker stops.
 type partMetrics struct {
-	m         *Metrics
-	part      string
-	tiers     []string
-	records   [2][2]prometheus.Counter // consumed, [topic][applied, dead-lettered]
-	lag       [2]prometheus.Gauge
-	wmLag     prometheus.Gauge
-	outbox    prometheus.Gauge
-	members   map[memberClass]int64
+	m       *Metrics
+	part    string
+	tiers   []string
+	records [2][2]prometheus.Counter // consumed, [topic][applied, dead-lettered]
+	lag     [2]prometheus.Gauge
+	wmLag   prometheus.Gauge
+	outbox  prometheus.Gauge
+	members map[memberClass]int64
+	// counting: the worker's member scan has not reported yet; members
+	// holds only the changes since its snapshot, kept off the gauge.
+	counting  bool
 	outboxLen atomic.Int64 // the worker adds, its sender subtracts
 }
 
@@ -183,7 +186,7 @@ func (m *Metrics) forPartition(part int, topics [2]string, tiers []string) *part
 		return nil
 	}
 	p := strconv.Itoa(part)
-	pm := &partMetrics{m: m, part: p, tiers: tiers, members: map[memberClass]int64{},
+	pm := &partMetrics{m: m, part: p, tiers: tiers, members: map[memberClass]int64{}, counting: true,
 		wmLag: m.watermarkLag.WithLabelValues(p), outbox: m.outboxRecords.WithLabelValues(p)}
 	for i, t := range topics {
 		pm.records[i][0] = m.consumed.WithLabelValues(t, outcomeApplied)
@@ -198,8 +201,10 @@ func (pm *partMetrics) stop(topics [2]string) {
 	if pm == nil {
 		return
 	}
-	for c, n := range pm.members {
-		pm.memberGauge(c).Sub(float64(n))
+	if !pm.counting {
+		for c, n := range pm.members {
+			pm.memberGauge(c).Sub(float64(n))
+		}
 	}
 	clear(pm.members)
 	for _, t := range topics {
@@ -225,19 +230,38 @@ func (pm *partMetrics) memberGauge(c memberClass) prometheus.Gauge {
 }
 
 // member moves one member between classes: from old (if had) to new (if
-// has).
+// has). Before counted, only the partition's tally moves.
 func (pm *partMetrics) member(old memberClass, had bool, new memberClass, has bool) {
 	if pm == nil || (had && has && old == new) {
 		return
 	}
 	if had {
 		pm.members[old]--
-		pm.memberGauge(old).Dec()
+		if !pm.counting {
+			pm.memberGauge(old).Dec()
+		}
 	}
 	if has {
 		pm.members[new]++
-		pm.memberGauge(new).Inc()
+		if !pm.counting {
+			pm.memberGauge(new).Inc()
+		}
 	}
+}
+
+// counted adds the members the worker's scan counted in its snapshot to
+// the changes since, and puts the partition's members on the gauge.
+func (pm *partMetrics) counted(snapshot map[memberClass]int64) {
+	if pm == nil || !pm.counting {
+		return
+	}
+	for c, n := range snapshot {
+		pm.members[c] += n
+	}
+	for c, n := range pm.members {
+		pm.memberGauge(c).Add(float64(n))
+	}
+	pm.counting = false
 }
 
 func (pm *partMetrics) consumed(topic int, dead bool) {

@@ -173,6 +173,8 @@ type worker struct {
 	// timeReads says the batch log line is on (debug), so the member
 	// reads are timed for it; off, the per-member clock reads are skipped.
 	timeReads bool
+	warmed    chan warmResult // the member scan's report; nil once taken
+	warmErr   error           // the member scan failed
 }
 
 func newWorker(p *Pipeline, part int, gen *kafka.Generation, prod *producer) *worker {
@@ -273,12 +275,14 @@ func (w *worker) run(ctx context.Context) error {
 	if w.pm = w.p.metrics.forPartition(w.part, names, w.p.engine.Config().TierNames()); w.pm != nil {
 		defer w.pm.stop(names)
 	}
-	if err := w.warm(ctx); err != nil {
+	stopWarm, err := w.warm(ctx)
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return &PartitionError{w.part, err}
 	}
+	defer stopWarm()
 	w.p.status.setProcessing(w.part)
 
 	stalled := false
@@ -291,6 +295,9 @@ func (w *worker) run(ctx context.Context) error {
 			return &PartitionError{w.part, err}
 		}
 		stalled = !progress
+	}
+	if w.warmErr != nil && ctx.Err() == nil {
+		return &PartitionError{w.part, w.warmErr}
 	}
 	w.log.Info().Msg("partition worker stopped")
 	return nil
@@ -379,6 +386,13 @@ func (w *worker) gather(ctx context.Context, stalled bool) bool {
 		if ctx.Err() != nil {
 			return false
 		}
+		select {
+		case r := <-w.warmed:
+			if !w.takeWarm(r) {
+				return false
+			}
+		default:
+		}
 		w.drain()
 		n := w.in[0].buffered() + w.in[1].buffered()
 		var wait time.Duration
@@ -423,6 +437,11 @@ func (w *worker) gather(ctx context.Context, stalled bool) bool {
 				w.take(1, r)
 			} else {
 				w.in[1].ch = nil
+			}
+		case r := <-w.warmed:
+			if !w.takeWarm(r) {
+				t.Stop()
+				return false
 			}
 		case <-t.C:
 		}
@@ -473,31 +492,73 @@ func (w *worker) watermark() int64 {
 	return wm
 }
 
-// warm reads every member state of the partition once, before the first
-// batch: it counts the members for the members gauge and loads their states
-// into the member cache (state.PartitionStore.RangeCaching). A restarted
-// process starts with an empty cache; without this its first events each
-// read their member from Badger, one at a time. The scan reads the states
-// in key order: 963,000 members on 8 partitions took 1.1 s, the workers
-// scanning in parallel on 2 cores (churnflow bench, embedded broker). The
-// latency phase at 10,000 events/s then found 91.6 % of its members in the
-// cache instead of 31.3 %, and its p99 fell from 1.7 s to 0.49 s
-// (benchmarks/RESULTS.md, eighth sitting).
-func (w *worker) warm(ctx context.Context) error {
-	start := time.Now()
-	n := 0
-	err := w.ps.RangeCaching(ctx, func(_ operators.MemberID, s *operators.MemberState) error {
-		n++
-		if w.pm != nil {
-			w.pm.member(memberClass{}, false, classOf(s), true)
-		}
-		return nil
-	})
+// warmResult is what a worker's member scan reports: the members of its
+// snapshot by class (nil without metrics), or why it failed.
+type warmResult struct {
+	members map[memberClass]int64
+	err     error
+}
+
+// warm starts reading every member state of the partition once, from a
+// snapshot taken now, before the first batch, while the worker processes:
+// it counts the members for the members gauge and loads their states into
+// the member cache (state.MemberScan; a state a batch commits after the
+// snapshot is not overwritten). It reports on w.warmed; stop ends the scan
+// and waits for it.
+//
+// A restarted process starts with an empty cache; without the scan its
+// events each read their member from Badger, one at a time. The scan reads
+// the states in key order: 963,000 members on 8 partitions took 1.1 s, the
+// workers scanning in parallel on 2 cores (churnflow bench, embedded
+// broker), and the latency phase at 10,000 events/s then found 91.6 % of
+// its members in the cache instead of 31.3 %; its p99 fell from 1.7 s to
+// 0.49 s (benchmarks/RESULTS.md, eighth sitting). The workers used to wait
+// for it: after 10 M events the scans took 2.4-5.5 s, and the restart
+// waited for them (eleventh sitting).
+func (w *worker) warm(ctx context.Context) (stop func(), err error) {
+	sc, err := w.ps.ScanMembers()
 	if err != nil {
-		return fmt.Errorf("read the members into the cache: %w", err)
+		return nil, fmt.Errorf("read the members into the cache: %w", err)
 	}
-	w.log.Info().Int("members", n).Dur("took", time.Since(start)).Msg("member states read into the member cache")
-	return nil
+	ctx, cancel := context.WithCancel(ctx)
+	w.warmed = make(chan warmResult, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer sc.Close()
+		start := time.Now()
+		var counts map[memberClass]int64
+		if w.pm != nil {
+			counts = map[memberClass]int64{}
+		}
+		n := 0
+		err := sc.Range(ctx, func(_ operators.MemberID, s *operators.MemberState) error {
+			n++
+			if counts != nil {
+				counts[classOf(s)]++
+			}
+			return nil
+		})
+		if err != nil {
+			w.warmed <- warmResult{err: fmt.Errorf("read the members into the cache: %w", err)}
+			return
+		}
+		w.log.Info().Int("members", n).Dur("took", time.Since(start)).Msg("member states read into the member cache")
+		w.warmed <- warmResult{members: counts}
+	}()
+	return func() { cancel(); <-done }, nil
+}
+
+// takeWarm takes the member scan's report: the members onto the gauge. It
+// returns false, with w.warmErr set, when the scan failed.
+func (w *worker) takeWarm(r warmResult) bool {
+	w.warmed = nil
+	if r.err != nil {
+		w.warmErr = r.err
+		return false
+	}
+	w.pm.counted(r.members)
+	return true
 }
 
 // batch applies up to BatchMax records and fires the timers due before the

@@ -45,17 +45,21 @@ const cacheStripes = 64
 // cacheStripe serialises the cache operations on a group of members (a
 // commit's put, a reader's lookup and its fill after a miss) and holds their
 // scratch buffers, so that a hit allocates nothing. epoch counts the
-// commits that touched the stripe; see get and getFill. hits and misses
+// commits that touched the stripe; see get and getFill. While scans runs
+// (beginScan), touched holds the keys of the members commits changed; see
+// fillScan. hits and misses
 // count get's answers (under mu: a lookup takes the lock anyway, and a
 // shared atomic counter would be one cache line for every worker).
 type cacheStripe struct {
-	mu     sync.Mutex
-	epoch  uint64
-	hits   uint64
-	misses uint64
-	key    []byte   // scratch, under mu
-	val    []byte   // scratch, under mu
-	_      [48]byte // to 128 bytes: two cache lines of its own
+	mu      sync.Mutex
+	epoch   uint64
+	scans   int
+	touched map[string]struct{}
+	hits    uint64
+	misses  uint64
+	key     []byte   // scratch, under mu
+	val     []byte   // scratch, under mu
+	_       [32]byte // to 128 bytes: two cache lines of its own
 }
 
 // minCacheBytes is fastcache's smallest capacity: one 64 KiB chunk for
@@ -109,12 +113,7 @@ func (c *memberCache) stripeOf(p Partition, id operators.MemberID) int {
 // lock locks the member's stripe and fills its scratch key; the caller
 // unlocks st.mu.
 func (c *memberCache) lock(p Partition, id operators.MemberID) *cacheStripe {
-	return c.lockStripe(c.stripeOf(p, id), p, id)
-}
-
-// lockStripe is lock with the member's stripe index already computed.
-func (c *memberCache) lockStripe(i int, p Partition, id operators.MemberID) *cacheStripe {
-	st := &c.stripes[i]
+	st := &c.stripes[c.stripeOf(p, id)]
 	st.mu.Lock()
 	st.key = binary.BigEndian.AppendUint32(st.key[:0], uint32(p))
 	st.key = binary.BigEndian.AppendUint32(st.key, c.gen(p).Load())
@@ -164,15 +163,10 @@ func (c *memberCache) indexed(p Partition, id operators.MemberID, prevDue int64)
 
 // getFill caches a state read from Badger after a miss, unless a commit
 // touched the member's stripe since the miss (epoch): the read might be
-// older than what that commit wrote.
+// older than what that commit wrote. fastcache itself skips entries too
+// large to hold.
 func (c *memberCache) getFill(p Partition, id operators.MemberID, val []byte, epoch uint64) {
-	c.fill(c.stripeOf(p, id), p, id, val, epoch)
-}
-
-// fill caches val for the member of stripe i if the stripe's epoch is still
-// epoch. fastcache itself skips entries too large to hold.
-func (c *memberCache) fill(i int, p Partition, id operators.MemberID, val []byte, epoch uint64) {
-	st := c.lockStripe(i, p, id)
+	st := c.lock(p, id)
 	defer st.mu.Unlock()
 	if st.epoch != epoch {
 		return
@@ -180,32 +174,70 @@ func (c *memberCache) fill(i int, p Partition, id operators.MemberID, val []byte
 	c.fc.Set(st.key, val)
 }
 
-// epochs returns every stripe's epoch, for fillAt: taken before a read
-// snapshot is opened, they tell which stripes a commit has touched since.
-func (c *memberCache) epochs() (e [cacheStripes]uint64) {
+// beginScan starts a scan's fills (fillScan) of partition p: until
+// endScan, the stripes record every member a commit puts or removes, so
+// that the scan does not overwrite a state committed after its snapshot.
+// Called before the scan's snapshot is taken; it returns p's generation,
+// which a drop of the partition changes (ending the scan's fills).
+func (c *memberCache) beginScan(p Partition) uint32 {
 	for i := range c.stripes {
 		st := &c.stripes[i]
 		st.mu.Lock()
-		e[i] = st.epoch
+		st.scans++
 		st.mu.Unlock()
 	}
-	return e
+	return c.gen(p).Load()
 }
 
-// fillAt caches a state read from a snapshot opened after epochs were
-// taken, unless a commit has touched the member's stripe since (the
-// snapshot might be older than what that commit wrote). It is getFill for
-// a scan, where one snapshot serves many members.
-func (c *memberCache) fillAt(p Partition, id operators.MemberID, val []byte, epochs *[cacheStripes]uint64) {
-	i := c.stripeOf(p, id)
-	c.fill(i, p, id, val, epochs[i])
+// endScan ends a scan begun by beginScan; the stripes forget the members
+// they recorded when no scan is left.
+func (c *memberCache) endScan() {
+	for i := range c.stripes {
+		st := &c.stripes[i]
+		st.mu.Lock()
+		if st.scans--; st.scans == 0 {
+			st.touched = nil
+		}
+		st.mu.Unlock()
+	}
+}
+
+// fillScan caches a state read by a scan of partition p begun at
+// generation gen, unless a commit put or removed the member since the scan
+// began (the snapshot might be older than what that commit wrote) or the
+// partition was dropped. Unlike getFill it looks at the member, not at its
+// stripe, so that a scan running beside the partition's batches keeps
+// filling.
+func (c *memberCache) fillScan(p Partition, id operators.MemberID, val []byte, gen uint32) {
+	st := c.lock(p, id)
+	defer st.mu.Unlock()
+	if c.gen(p).Load() != gen {
+		return
+	}
+	if _, ok := st.touched[string(st.key)]; ok {
+		return
+	}
+	c.fc.Set(st.key, val)
+}
+
+// touch records that a commit changed the member of the locked stripe st,
+// while a scan runs.
+func (st *cacheStripe) touch() {
+	st.epoch++
+	if st.scans == 0 {
+		return
+	}
+	if st.touched == nil {
+		st.touched = make(map[string]struct{})
+	}
+	st.touched[string(st.key)] = struct{}{}
 }
 
 // put stores a committed state.
 func (c *memberCache) put(p Partition, id operators.MemberID, val []byte) {
 	st := c.lock(p, id)
 	defer st.mu.Unlock()
-	st.epoch++
+	st.touch()
 	if len(st.key)+len(val) >= 64<<10-4 {
 		c.fc.Del(st.key) // too large to hold: forget the older state
 		return
@@ -217,7 +249,7 @@ func (c *memberCache) put(p Partition, id operators.MemberID, val []byte) {
 func (c *memberCache) remove(p Partition, id operators.MemberID) {
 	st := c.lock(p, id)
 	defer st.mu.Unlock()
-	st.epoch++
+	st.touch()
 	c.fc.Del(st.key)
 }
 

@@ -250,23 +250,29 @@ func TestUsageCountsMemberReads(t *testing.T) {
 	}
 }
 
-// TestRangeCachingWarms checks that RangeCaching loads a reopened store's
-// states into the empty cache (the reads after it are hits, of the right
-// states), and that a scan's fill does not overwrite a state committed
-// after the scan's epochs were taken.
-func TestRangeCachingWarms(t *testing.T) {
+// reopenedWithMembers commits members 0 to n-1 to partition p of a new
+// store, and reopens it (an empty member cache); it returns the store and
+// its directory.
+func reopenedWithMembers(t *testing.T, p Partition, n int) (*Store, string) {
+	t.Helper()
 	dir := t.TempDir()
 	s := openTest(t, dir)
-	ps := s.Partition(3)
-	b := ps.NewBatch()
-	const n = 100
+	b := s.Partition(p).NewBatch()
 	putMembers(b, 0, n)
 	commit(t, b)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s = openTest(t, dir)
-	ps = s.Partition(3)
+	return openTest(t, dir), dir
+}
+
+// TestRangeCachingWarms checks that RangeCaching loads a reopened store's
+// states into the empty cache (the reads after it are hits, of the right
+// states).
+func TestRangeCachingWarms(t *testing.T) {
+	const n = 100
+	s, _ := reopenedWithMembers(t, 3, n)
+	ps := s.Partition(3)
 	seen := 0
 	if err := ps.RangeCaching(t.Context(), func(operators.MemberID, *operators.MemberState) error { seen++; return nil }); err != nil {
 		t.Fatal(err)
@@ -283,19 +289,83 @@ func TestRangeCachingWarms(t *testing.T) {
 	if u, err := s.Usage(); err != nil || u.CacheHits != n || u.CacheMisses != 0 {
 		t.Errorf("reads after RangeCaching: %d hits, %d misses (err %v); want %d, 0", u.CacheHits, u.CacheMisses, err, n)
 	}
+}
 
-	// A commit between the scan's epochs and its fill wins.
-	c := s.cache
-	epochs := c.epochs()
-	newer, older := testState(7, 0), testState(8, 0)
-	c.put(3, "X", newer.AppendEncode(nil))
-	c.fillAt(3, "X", older.AppendEncode(nil), &epochs)
-	if hit, _, _ := c.get(3, "X", &got); !hit || got.Clock != newer.Clock {
-		t.Errorf("after a scan's stale fill: hit %v, clock %d, want the committed %d", hit, got.Clock, newer.Clock)
+// TestScanMembersBesideCommits: a scan whose Range runs after commits that
+// followed its snapshot caches every member those commits did not change
+// (the members of the stripes they touched too), and never a state older
+// than a commit's: a member changed, deleted, or changed and then evicted
+// from the cache keeps its committed state. A scan overtaken by a drop of
+// the partition caches nothing.
+func TestScanMembersBesideCommits(t *testing.T) {
+	const n = 200
+	s, dir := reopenedWithMembers(t, 3, n)
+	ps := s.Partition(3)
+	sc, err := ps.ScanMembers()
+	if err != nil {
+		t.Fatal(err)
 	}
-	epochs = c.epochs()
-	c.fillAt(3, "Y", older.AppendEncode(nil), &epochs)
-	if hit, _, _ := c.get(3, "Y", &got); !hit || got.Clock != older.Clock {
-		t.Errorf("a scan's fill with no commit since: hit %v, clock %d", hit, got.Clock)
+	defer sc.Close()
+	// After the snapshot: members 0-9 changed, 10 deleted, 11 changed and
+	// evicted.
+	changed := func(i int) operators.MemberState { st := testState(i, 0); st.Clock += 1000; return st }
+	b := ps.NewBatch()
+	for i := range 12 {
+		if i == 10 {
+			b.Delete(mid(i), 0)
+			continue
+		}
+		st := changed(i)
+		b.Put(mid(i), &st, 0)
+	}
+	commit(t, b)
+	cst := s.cache.lock(3, mid(11))
+	s.cache.fc.Del(cst.key)
+	cst.mu.Unlock()
+	seen := 0
+	if err := sc.Range(t.Context(), func(operators.MemberID, *operators.MemberState) error { seen++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	sc.Close()
+	if seen != n {
+		t.Fatalf("the scan saw %d members, want the snapshot's %d", seen, n)
+	}
+	var got operators.MemberState
+	for i := range n {
+		want := testState(i, 0)
+		if i < 12 && i != 10 {
+			want = changed(i)
+		}
+		found, err := ps.Get(mid(i), &got)
+		switch {
+		case err != nil:
+			t.Fatal(err)
+		case i == 10 && found:
+			t.Errorf("member 10, deleted after the snapshot, is found (clock %d)", got.Clock)
+		case i != 10 && (!found || got.Clock != want.Clock):
+			t.Errorf("member %d: found %v, clock %d, want %d", i, found, got.Clock, want.Clock)
+		}
+	}
+	// Misses: the deleted member and the evicted one, nothing else.
+	if u, err := s.Usage(); err != nil || u.CacheHits != n-2 || u.CacheMisses != 2 {
+		t.Errorf("reads after the scan: %d hits, %d misses (err %v); want %d, 2", u.CacheHits, u.CacheMisses, err, n-2)
+	}
+
+	// A drop after the snapshot: the scan fills nothing.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir)
+	ps = s.Partition(3)
+	if sc, err = ps.ScanMembers(); err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	s.cache.dropPartition(3)
+	if err := sc.Range(t.Context(), func(operators.MemberID, *operators.MemberState) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.cache.stats(); n != 0 {
+		t.Errorf("a scan overtaken by a drop cached %d members", n)
 	}
 }

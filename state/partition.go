@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 
 	badger "github.com/dgraph-io/badger/v4"
 
@@ -295,60 +296,102 @@ func (ps *PartitionStore) Ack(seqs ...uint64) error {
 // between calls: fn must copy what it keeps. It stops at and returns fn's
 // error, or ctx's when ctx ends.
 func (ps *PartitionStore) Range(ctx context.Context, fn func(id operators.MemberID, s *operators.MemberState) error) error {
-	return ps.rangeMembers(ctx, false, fn)
-}
-
-// RangeCaching is Range that also loads the states it reads into the
-// member cache, as many as the cache holds (when the partition's states
-// outgrow it, the cache keeps the last ones read). A worker calls it on
-// assignment, where it reads every state anyway to count the members, so
-// that the events after a restart find their members in memory instead of
-// reading Badger one member at a time (17-28 µs CPU each, and a page
-// fault where the table's page is not resident). A state a commit changes
-// during the scan is not cached from the scan (see memberCache.fillAt).
-func (ps *PartitionStore) RangeCaching(ctx context.Context, fn func(id operators.MemberID, s *operators.MemberState) error) error {
-	return ps.rangeMembers(ctx, true, fn)
-}
-
-func (ps *PartitionStore) rangeMembers(ctx context.Context, fill bool, fn func(id operators.MemberID, s *operators.MemberState) error) error {
 	if !ps.s.enter() {
 		return ErrClosed
 	}
 	defer ps.s.leave()
+	txn := ps.s.db.NewTransaction(false)
+	defer txn.Discard()
+	return ps.rangeMembers(ctx, txn, nil, fn)
+}
+
+// RangeCaching is Range that also loads the states it reads into the
+// member cache: ScanMembers, its Range and Close, in the caller's
+// goroutine.
+func (ps *PartitionStore) RangeCaching(ctx context.Context, fn func(id operators.MemberID, s *operators.MemberState) error) error {
+	sc, err := ps.ScanMembers()
+	if err != nil {
+		return err
+	}
+	defer sc.Close()
+	return sc.Range(ctx, fn)
+}
+
+// MemberScan reads a partition's member states from the snapshot taken by
+// ScanMembers, loading them into the member cache. Its Range may run in
+// another goroutine while the partition's batches commit: a member a
+// commit changes after the snapshot is not cached from the scan.
+type MemberScan struct {
+	ps   *PartitionStore
+	txn  *badger.Txn
+	gen  uint32
+	once sync.Once
+}
+
+// ScanMembers takes a snapshot of the partition's member states for a
+// MemberScan. A worker calls it on assignment, where the scan reads every
+// state anyway to count the members, so that the events after a restart
+// find their members in memory instead of reading Badger one member at a
+// time (17-28 µs CPU each, and a page fault where the table's page is not
+// resident). The scan holds the store open (Close waits for it): the
+// caller must Close it.
+func (ps *PartitionStore) ScanMembers() (*MemberScan, error) {
+	if !ps.s.enter() {
+		return nil, ErrClosed
+	}
+	gen := ps.s.cache.beginScan(ps.p) // before the snapshot
+	return &MemberScan{ps: ps, txn: ps.s.db.NewTransaction(false), gen: gen}, nil
+}
+
+// Range calls fn for every member state of the snapshot, in member-id byte
+// order, and caches each (as many as the cache holds: when the partition's
+// states outgrow it, the cache keeps the last ones read). s is reused
+// between calls: fn must copy what it keeps. It stops at and returns fn's
+// error, or ctx's when ctx ends. Call it once.
+func (sc *MemberScan) Range(ctx context.Context, fn func(id operators.MemberID, s *operators.MemberState) error) error {
+	ps := sc.ps
+	return ps.rangeMembers(ctx, sc.txn, func(id operators.MemberID, v []byte) {
+		ps.s.cache.fillScan(ps.p, id, v, sc.gen)
+	}, fn)
+}
+
+// Close ends the scan and releases its snapshot. It is idempotent.
+func (sc *MemberScan) Close() {
+	sc.once.Do(func() {
+		sc.txn.Discard()
+		sc.ps.s.cache.endScan()
+		sc.ps.s.leave()
+	})
+}
+
+// rangeMembers calls fill (when not nil) with each member's value and fn
+// with its state, from txn's snapshot.
+func (ps *PartitionStore) rangeMembers(ctx context.Context, txn *badger.Txn, fill func(operators.MemberID, []byte),
+	fn func(id operators.MemberID, s *operators.MemberState) error) error {
 	prefix := appendPrefix(nil, kindMember, ps.p)
 	var st operators.MemberState
-	var epochs [cacheStripes]uint64
-	if fill {
-		epochs = ps.s.cache.epochs() // before the snapshot
-	}
-	err := ps.s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 100})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			id := operators.MemberID(it.Item().Key()[len(prefix):])
-			err := it.Item().Value(func(v []byte) error {
-				if err := decodeMemberVal(v, &st); err != nil {
-					return fmt.Errorf("member state: %w", err)
-				}
-				if fill {
-					ps.s.cache.fillAt(ps.p, id, v, &epochs)
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			if err := fn(id, &st); err != nil {
-				return err
-			}
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 100})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		return nil
-	})
-	if err != nil {
-		return classify(fmt.Errorf("range members of partition %d: %w", ps.p, err))
+		id := operators.MemberID(it.Item().Key()[len(prefix):])
+		err := it.Item().Value(func(v []byte) error {
+			if err := decodeMemberVal(v, &st); err != nil {
+				return fmt.Errorf("member state: %w", err)
+			}
+			if fill != nil {
+				fill(id, v)
+			}
+			return nil
+		})
+		if err == nil {
+			err = fn(id, &st)
+		}
+		if err != nil {
+			return classify(fmt.Errorf("range members of partition %d: %w", ps.p, err))
+		}
 	}
 	return nil
 }
