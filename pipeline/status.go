@@ -22,6 +22,12 @@ type Status struct {
 	// Processing lists the assigned partitions whose worker has its state
 	// and its outbox flushed and reads the inputs, ascending.
 	Processing []int
+	// Warming lists the processing partitions whose worker is still
+	// reading its member states into the member cache (and counting them
+	// for the members gauge), ascending: seconds after an assignment at a
+	// million members. They process meanwhile, reading Badger for the
+	// members not cached yet.
+	Warming []int
 	// KafkaErrors holds, per client that is failing to talk to Kafka and
 	// retrying ("fetch <topic>/<partition>", "produce", "changelog
 	// <partition>"), its last error; empty when every client's last
@@ -45,6 +51,7 @@ type status struct {
 	assigned   map[int]bool
 	restoring  map[int]bool
 	processing map[int]bool
+	warming    map[int]bool
 	failing    map[string]kafkaFailure
 	onFailing  func(n int) // told the number of failing clients on each change
 }
@@ -88,7 +95,7 @@ func newStatus(onFailing func(n int)) *status {
 	if onFailing == nil {
 		onFailing = func(int) {}
 	}
-	return &status{assigned: map[int]bool{}, restoring: map[int]bool{}, processing: map[int]bool{},
+	return &status{assigned: map[int]bool{}, restoring: map[int]bool{}, processing: map[int]bool{}, warming: map[int]bool{},
 		failing: map[string]kafkaFailure{}, onFailing: onFailing}
 }
 
@@ -120,6 +127,7 @@ func (s *status) assign(part int, v bool) {
 		delete(s.assigned, part)
 		delete(s.restoring, part)
 		delete(s.processing, part)
+		delete(s.warming, part)
 	}
 }
 
@@ -128,6 +136,16 @@ func (s *status) setProcessing(part int) {
 	defer s.mu.Unlock()
 	if s.assigned[part] {
 		s.processing[part] = true
+	}
+}
+
+func (s *status) setWarming(part int, v bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v && s.assigned[part] {
+		s.warming[part] = true
+	} else {
+		delete(s.warming, part)
 	}
 }
 
@@ -161,6 +179,7 @@ func (s *status) snapshot() Status {
 		Assigned:        slices.Sorted(maps.Keys(s.assigned)),
 		Restoring:       slices.Sorted(maps.Keys(s.restoring)),
 		Processing:      slices.Sorted(maps.Keys(s.processing)),
+		Warming:         slices.Sorted(maps.Keys(s.warming)),
 		KafkaErrors:     errs,
 		KafkaErrorSince: since,
 	}

@@ -29,6 +29,12 @@ func TestStatusReady(t *testing.T) {
 	check("one restoring", false)
 	s.setRestoring(1, false)
 	s.setProcessing(1)
+	s.setWarming(1, true)
+	if got := s.snapshot(); !slices.Equal(got.Warming, []int{1}) {
+		t.Errorf("warming %v, want [1]", got.Warming)
+	}
+	check("both processing, one warming", true) // a warming partition processes
+	s.setWarming(1, false)
 	check("both processing", true)
 	s.kafkaFailed("fetch in/0", errors.New("connection refused"))
 	s.kafkaFailed("produce", errors.New("leader not available"))
@@ -44,10 +50,12 @@ func TestStatusReady(t *testing.T) {
 	if !slices.Equal(failing, []int{1, 2, 1, 0}) {
 		t.Errorf("failing clients reported %v, want [1 2 1 0]", failing)
 	}
+	s.setWarming(1, true)
 	s.assign(1, false)
-	s.setProcessing(1) // a late report from a revoked worker
-	if got := s.snapshot(); !slices.Equal(got.Processing, []int{0}) {
-		t.Errorf("processing %v after revocation, want [0]", got.Processing)
+	s.setProcessing(1)    // a late report from a revoked worker
+	s.setWarming(1, true) // likewise
+	if got := s.snapshot(); !slices.Equal(got.Processing, []int{0}) || len(got.Warming) != 0 {
+		t.Errorf("processing %v, warming %v after revocation, want [0], []", got.Processing, got.Warming)
 	}
 	check("one partition left", true)
 	s.setRunning(false)

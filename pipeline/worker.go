@@ -503,7 +503,8 @@ type warmResult struct {
 // snapshot taken now, before the first batch, while the worker processes:
 // it counts the members for the members gauge and loads their states into
 // the member cache (state.MemberScan; a state a batch commits after the
-// snapshot is not overwritten). It reports on w.warmed; stop ends the scan
+// snapshot is not overwritten). It reports on w.warmed; the partition is
+// in Status.Warming until the worker takes the report. stop ends the scan
 // and waits for it.
 //
 // A restarted process starts with an empty cache; without the scan its
@@ -522,6 +523,7 @@ func (w *worker) warm(ctx context.Context) (stop func(), err error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	w.warmed = make(chan warmResult, 1)
+	w.p.status.setWarming(w.part, true)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -546,7 +548,7 @@ func (w *worker) warm(ctx context.Context) (stop func(), err error) {
 		w.log.Info().Int("members", n).Dur("took", time.Since(start)).Msg("member states read into the member cache")
 		w.warmed <- warmResult{members: counts}
 	}()
-	return func() { cancel(); <-done }, nil
+	return func() { cancel(); <-done; w.p.status.setWarming(w.part, false) }, nil
 }
 
 // takeWarm takes the member scan's report: the members onto the gauge. It
@@ -558,6 +560,7 @@ func (w *worker) takeWarm(r warmResult) bool {
 		return false
 	}
 	w.pm.counted(r.members)
+	w.p.status.setWarming(w.part, false)
 	return true
 }
 

@@ -179,6 +179,13 @@ func (sf *seenFilter) add(ids []mark) {
 	sf.added += uint(len(ids))
 }
 
+// isBuilding reports whether a build runs.
+func (sf *seenFilter) isBuilding() bool {
+	sf.mu.Lock()
+	defer sf.mu.Unlock()
+	return sf.building
+}
+
 // reset forgets the filter: the partition's markers changed other than by
 // batches (dropped, loaded). A build running is dropped when it ends.
 func (sf *seenFilter) reset() {

@@ -420,6 +420,20 @@ func (s *Store) loadSeqs() error {
 	})
 }
 
+// filterBuilds returns the number of partitions whose dedup filter is
+// being built.
+func (s *Store) filterBuilds() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, st := range s.parts {
+		if st.seen.isBuilding() {
+			n++
+		}
+	}
+	return n
+}
+
 // part returns p's in-memory state, creating it.
 func (s *Store) part(p Partition) *partState {
 	s.mu.Lock()
@@ -684,6 +698,9 @@ type Usage struct {
 	// did not hold, which read Badger (found there or not: a new member is
 	// a miss too).
 	CacheHits, CacheMisses int64
+	// FilterBuilds counts the partitions whose dedup filter is being
+	// built (in the background: their dedup checks read Badger meanwhile).
+	FilterBuilds int
 }
 
 // Usage measures the store cheaply (a directory listing), for metrics
@@ -696,6 +713,7 @@ func (s *Store) Usage() (Usage, error) {
 	var u Usage
 	u.CachedStates, u.CachedBytes = s.cache.stats()
 	u.CacheHits, u.CacheMisses = s.cache.lookups()
+	u.FilterBuilds = s.filterBuilds()
 	var err error
 	if u.DiskBytes, _, err = dirBytes(s.opts.Dir); err != nil {
 		return u, fmt.Errorf("measure %s: %w", s.opts.Dir, err)

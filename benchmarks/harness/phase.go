@@ -366,7 +366,7 @@ func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResul
 		}
 		res.Records = n - start
 		if warm.target > 0 && !warm.done {
-			quiet, fired, err := warm.quiet(ctx, n, store, spec.Partitions, reg)
+			quiet, fired, err := warm.quiet(ctx, n, len(st.Warming), store, spec.Partitions, reg)
 			if err != nil {
 				return res, err
 			}
@@ -453,13 +453,19 @@ type warmWatch struct {
 }
 
 // quiet looks (at most every 50 ms) and reports whether the warm-up is done,
-// with the timers fired so far.
-func (w *warmWatch) quiet(ctx context.Context, consumed int64, store *state.Store, partitions int, reg prometheus.Gatherer) (bool, int64, error) {
+// with the timers fired so far: the warm-up's events consumed, its alerts
+// acknowledged and its timers fired, and the process's own warm-up over
+// (warming partitions whose member scan runs, dedup filters being built:
+// background work a restarted process does beside its first batches).
+func (w *warmWatch) quiet(ctx context.Context, consumed int64, warming int, store *state.Store, partitions int, reg prometheus.Gatherer) (bool, int64, error) {
 	now := time.Now()
-	if consumed < w.target || now.Sub(w.lastLook) < 50*time.Millisecond {
+	if consumed < w.target || warming > 0 || now.Sub(w.lastLook) < 50*time.Millisecond {
 		return false, w.fired, nil
 	}
 	w.lastLook = now
+	if u, err := store.Usage(); err != nil || u.FilterBuilds > 0 {
+		return false, w.fired, err
+	}
 	empty, err := outboxEmpty(ctx, store, partitions)
 	if err != nil {
 		return false, 0, err

@@ -130,6 +130,7 @@ type readyJSON struct {
 	Assigned    []int             `json:"assigned"`
 	Restoring   []int             `json:"restoring"`
 	Processing  []int             `json:"processing"`
+	Warming     []int             `json:"warming"`
 	KafkaErrors map[string]string `json:"kafka_errors,omitempty"`
 	FailingFor  string            `json:"kafka_failing_for,omitempty"`
 }
@@ -137,7 +138,8 @@ type readyJSON struct {
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	st := s.opts.Status()
 	body := readyJSON{Ready: st.Ready(), Running: st.Running, Assigned: nonNil(st.Assigned),
-		Restoring: nonNil(st.Restoring), Processing: nonNil(st.Processing), KafkaErrors: st.KafkaErrors}
+		Restoring: nonNil(st.Restoring), Processing: nonNil(st.Processing),
+		Warming: nonNil(st.Warming), KafkaErrors: st.KafkaErrors}
 	if !st.KafkaErrorSince.IsZero() {
 		body.FailingFor = s.opts.Clock().Sub(st.KafkaErrorSince).Round(time.Second).String()
 	}

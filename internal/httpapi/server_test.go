@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -111,9 +112,10 @@ func TestHealthAndReadiness(t *testing.T) {
 	if code, body, _ := f.get(t, "/readyz", ""); code != http.StatusServiceUnavailable || !strings.Contains(body, "leader not available") {
 		t.Errorf("/readyz with Kafka failing: %d %s", code, body)
 	}
-	f.setStatus(pipeline.Status{Running: true, Partitions: 4, Assigned: []int{0, 1}, Processing: []int{0, 1}})
-	if code, body, _ := f.get(t, "/readyz", ""); code != 200 || !strings.Contains(body, `"ready": true`) {
-		t.Errorf("/readyz when ready: %d %s", code, body)
+	f.setStatus(pipeline.Status{Running: true, Partitions: 4, Assigned: []int{0, 1}, Processing: []int{0, 1}, Warming: []int{1}})
+	if code, body, _ := f.get(t, "/readyz", ""); code != 200 || !strings.Contains(body, `"ready": true`) ||
+		!regexp.MustCompile(`"warming": \[\s*1\s*\]`).MatchString(body) {
+		t.Errorf("/readyz when ready, partition 1 warming: %d %s", code, body)
 	}
 	f.gauge.WithLabelValues("gold", "active", "important-retain").Set(3)
 	if code, body, _ := f.get(t, "/metrics", ""); code != 200 || !strings.Contains(body, pipeline.MetricMembers) {
