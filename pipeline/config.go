@@ -149,10 +149,34 @@ type Deps struct {
 	Metrics *Metrics
 	// AlertLatency, when set, is called from the partition workers for
 	// every acknowledged alert an input record caused, with the time from
-	// the record's Kafka timestamp to the acknowledgement: the figure of
-	// MetricEventToAlert, unbucketed, for benchmarks. It must be safe for
-	// concurrent use and quick.
-	AlertLatency func(time.Duration)
+	// the record's Kafka timestamp to the acknowledgement (Total: the
+	// figure of MetricEventToAlert, unbucketed) and where it went, for
+	// benchmarks. It must be safe for concurrent use and quick.
+	AlertLatency func(AlertTiming)
+}
+
+// AlertTiming is where an alert's event-to-alert latency went, in the
+// order of its steps; the parts add up to Total.
+type AlertTiming struct {
+	// Total is from the input record's Kafka timestamp to the broker's
+	// acknowledgement of the alert.
+	Total time.Duration
+	// Fetch is from the timestamp to the worker taking the record from
+	// its fetcher: the produce, the broker, the fetch, and the fetcher's
+	// wait while the worker's buffer for the topic was full.
+	Fetch time.Duration
+	// Queue is from there to the start of the batch that applied the
+	// record: batches before it, and Config.BatchWait.
+	Queue time.Duration
+	// Batch is the batch: applying its records, its timers and its
+	// commit, up to handing it to the partition's sender.
+	Batch time.Duration
+	// SendWait is from there to the sender taking it: the sends of the
+	// batches before it.
+	SendWait time.Duration
+	// Send is the produce of the batch's alerts and other records (the
+	// changelog's come after), to the broker's acknowledgement.
+	Send time.Duration
 }
 
 // errNoEngine and errNoStore are returned by New for missing Deps.

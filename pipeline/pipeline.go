@@ -40,7 +40,7 @@ type Pipeline struct {
 	status    *status
 	metrics   *Metrics
 	// alertLatency is Deps.AlertLatency.
-	alertLatency func(time.Duration)
+	alertLatency func(AlertTiming)
 }
 
 // New validates cfg and deps and returns a Pipeline. It does no I/O.

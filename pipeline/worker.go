@@ -607,6 +607,7 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 	var (
 		alerts    = make([]operators.Alert, 0, grown(w.hint.alerts))
 		alertFrom = make([]time.Time, 0, grown(w.hint.alerts)) // per alert: the Kafka timestamp of the record that caused it (zero: a timer)
+		arrived   []time.Time                                  // per alert of alertFrom: when the record was taken (AlertLatency only)
 		dead      []*pending
 		applied   int
 	)
@@ -647,6 +648,9 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 		alerts, _ = g.Apply(&m.s, ev, alerts)
 		for len(alertFrom) < len(alerts) {
 			alertFrom = append(alertFrom, pd.msg.Time)
+			if w.p.alertLatency != nil {
+				arrived = append(arrived, pd.arrived)
+			}
 		}
 		b.MarkSeen(ev.MemberID, ev.ID)
 		m.marks = append(m.marks, changelogMark{id: ev.ID, expires: expires})
@@ -790,7 +794,8 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 		Int("members", len(members)).Int("outbox", len(out)).Int64("watermark", wm).
 		Dur("took", time.Since(started)).Dur("commit_took", commitTook).Dur("member_reads_took", readsTook).Msg("batch committed")
 	w.hint = batchHint{members: len(members), alerts: len(alerts), alertBytes: len(vals)}
-	w.sendq <- sendJob{out: out, alerts: alerts, alertFrom: alertFrom, started: started, inOffsets: inOffsets}
+	w.sendq <- sendJob{out: out, alerts: alerts, alertFrom: alertFrom, alertArrived: arrived, started: started,
+		committed: time.Now(), inOffsets: inOffsets}
 	return true, nil
 }
 
@@ -800,8 +805,12 @@ type sendJob struct {
 	out       []outRecord
 	alerts    []operators.Alert
 	alertFrom []time.Time
-	started   time.Time
-	inOffsets [2]int64 // per input topic, the offset this batch committed; -1: none
+	// alertArrived is, per alert of alertFrom, when the worker took the
+	// record from its fetcher (only with Deps.AlertLatency).
+	alertArrived []time.Time
+	started      time.Time
+	committed    time.Time // handed to the sender
+	inOffsets    [2]int64  // per input topic, the offset this batch committed; -1: none
 }
 
 // sendCap bounds the committed batches waiting for the sender: the worker
@@ -842,29 +851,40 @@ func (w *worker) sender(jobs <-chan sendJob) {
 			}
 			j = job
 		}
+		taken := time.Now()
 		if failed {
 			continue
 		}
-		if err := w.send(j.out); err != nil {
+		acked, err := w.send(j.out)
+		if err != nil {
 			failed = true
 			continue
 		}
-		if w.pm != nil || w.p.alertLatency != nil {
-			acked := time.Now()
-			for i := range j.alerts {
-				w.pm.alert(&j.alerts[i])
-				if i < len(j.alertFrom) && !j.alertFrom[i].IsZero() { // timers' alerts come after the events'
-					d := acked.Sub(j.alertFrom[i])
-					w.p.metrics.observeEventToAlert(d)
-					if w.p.alertLatency != nil {
-						w.p.alertLatency(d)
-					}
-				}
-			}
-			w.p.metrics.observeBatch(acked.Sub(j.started))
-		}
+		w.delivered(&j, taken, acked)
 		offsets.add(j.inOffsets)
 	}
+}
+
+// delivered accounts for a sent batch's alerts: the alerts counter, the
+// event-to-alert latency (to acked, the broker's acknowledgement) and its
+// parts, and the batch's duration. taken is when the sender took it.
+func (w *worker) delivered(j *sendJob, taken, acked time.Time) {
+	if w.pm == nil && w.p.alertLatency == nil {
+		return
+	}
+	for i := range j.alerts {
+		w.pm.alert(&j.alerts[i])
+		if i < len(j.alertFrom) && !j.alertFrom[i].IsZero() { // timers' alerts come after the events'
+			d := acked.Sub(j.alertFrom[i])
+			w.p.metrics.observeEventToAlert(d)
+			if w.p.alertLatency != nil {
+				arrived := j.alertArrived[i]
+				w.p.alertLatency(AlertTiming{Total: d, Fetch: arrived.Sub(j.alertFrom[i]), Queue: j.started.Sub(arrived),
+					Batch: j.committed.Sub(j.started), SendWait: taken.Sub(j.committed), Send: acked.Sub(taken)})
+			}
+		}
+	}
+	w.p.metrics.observeBatch(time.Since(j.started))
 }
 
 // groupCommitEvery is how often a worker commits its partition's offsets
@@ -908,11 +928,13 @@ func (g *groupOffsets) commit(w *worker) {
 // send produces records (in seq order) and acknowledges them in the state
 // store: first the alerts and dead letters, then, once the broker
 // acknowledged those, the changelog's records, so the changelog never
-// holds state whose alerts were not sent. It returns an error only when
+// holds state whose alerts were not sent. It returns when the broker
+// acknowledged the alerts (their event-to-alert latency ends there, not
+// after the changelog and the outbox's deletes), and an error only when
 // the worker's flush context ended; then the records stay in the outbox.
-func (w *worker) send(out []outRecord) error {
+func (w *worker) send(out []outRecord) (alertsAcked time.Time, err error) {
 	if len(out) == 0 {
-		return nil
+		return time.Now(), nil
 	}
 	var regular, changelog []outRecord
 	for _, r := range out {
@@ -925,15 +947,16 @@ func (w *worker) send(out []outRecord) error {
 	if len(regular) > 0 {
 		if err := w.prod.write(w.flushCtx, regular); err != nil {
 			w.log.Warn().Err(err).Int("records", len(out)).Msg("outbox not flushed; it is sent on the next assignment")
-			return err
+			return time.Time{}, err
 		}
 	}
+	alertsAcked = time.Now()
 	if len(changelog) > 0 {
 		next, err := w.clw.write(w.flushCtx, changelog)
 		if err != nil {
 			w.log.Warn().Err(err).Int("records", len(changelog)).Msg("changelog not written; it is sent on the next assignment")
 			w.ack(regular)
-			return err
+			return time.Time{}, err
 		}
 		// How far the changelog holds this instance's state; recorded
 		// before the acknowledgement, so a crash in between sends the
@@ -943,7 +966,7 @@ func (w *worker) send(out []outRecord) error {
 		}
 	}
 	w.ack(out)
-	return nil
+	return alertsAcked, nil
 }
 
 // ack deletes produced records from the outbox. A failure is logged: the
@@ -985,7 +1008,7 @@ func (w *worker) flushOutbox() error {
 		if len(recs) == 0 {
 			break
 		}
-		if err := w.send(recs); err != nil {
+		if _, err := w.send(recs); err != nil {
 			return err
 		}
 		total += len(recs)

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,6 +46,31 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// checkLatencyParts checks the latency phase's breakdown: every step, the
+// total's row agreeing with the reported latency, and the steps' means over
+// the slowest alerts adding up to the total's.
+func checkLatencyParts(t *testing.T, r *Result) {
+	t.Helper()
+	var names []string
+	var sum float64
+	for _, pt := range r.LatencyParts {
+		names = append(names, pt.Part)
+		if pt.Part != "total" {
+			sum += pt.SlowestMean
+		}
+	}
+	if got := strings.Join(names, ","); got != "fetch,queue,batch,send wait,send,total" {
+		t.Fatalf("latency parts %q", got)
+	}
+	total := r.LatencyParts[len(r.LatencyParts)-1]
+	if total.P99 != r.P99LatencyMs || total.P50 != r.P50LatencyMs {
+		t.Errorf("the parts' total row (p50 %v, p99 %v) is not the reported latency (p50 %v, p99 %v)", total.P50, total.P99, r.P50LatencyMs, r.P99LatencyMs)
+	}
+	if math.Abs(sum-total.SlowestMean) > 1 {
+		t.Errorf("the parts' means over the slowest 1 %% add up to %.3f ms, the total's is %.3f ms", sum, total.SlowestMean)
+	}
+}
+
 // checkFigures checks that every phase reported (not how fast).
 func checkFigures(t *testing.T, r *Result, c Config) {
 	t.Helper()
@@ -63,6 +89,7 @@ func checkFigures(t *testing.T, r *Result, c Config) {
 	if !(r.LatencyWarmupSeconds > 0) {
 		t.Errorf("latency warm-up done after %v s, want a positive time", r.LatencyWarmupSeconds)
 	}
+	checkLatencyParts(t, r)
 	if r.RestartFlushedSeconds < r.RestartSeconds {
 		t.Errorf("restart: committed after %v s but flushed after %v s, before it", r.RestartSeconds, r.RestartFlushedSeconds)
 	}

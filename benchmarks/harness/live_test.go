@@ -2,10 +2,12 @@ package harness
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/churnflow/churnflow/operators"
+	"github.com/churnflow/churnflow/pipeline"
 )
 
 // liveEvent is a booking of member at t with a trip from day t+10 to t+12.
@@ -72,5 +74,35 @@ func TestRestampSkipsMidnight(t *testing.T) {
 	}
 	if e := decodeLive(t, live.paced[0]); e.OccurredAt != live.base {
 		t.Errorf("first paced event at %d, want base %d", e.OccurredAt, live.base)
+	}
+}
+
+// TestLatencyParts: the parts' p50 and p99 over every alert, and their
+// means over the slowest 1 % by total (here the one slowest of 100 alerts).
+func TestLatencyParts(t *testing.T) {
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	var ts []pipeline.AlertTiming
+	for i := range 100 {
+		at := pipeline.AlertTiming{Fetch: ms(1), Queue: ms(i), Batch: ms(10), SendWait: 0, Send: ms(5)}
+		if i == 37 { // the slowest: a long batch
+			at.Batch = ms(500)
+		}
+		at.Total = at.Fetch + at.Queue + at.Batch + at.SendWait + at.Send
+		ts = append(ts, at)
+	}
+	got := latencyParts(ts)
+	want := []LatencyPart{
+		{Part: "fetch", P50: 1, P99: 1, SlowestMean: 1},
+		{Part: "queue", P50: 50, P99: 99, SlowestMean: 37},
+		{Part: "batch", P50: 10, P99: 500, SlowestMean: 500},
+		{Part: "send wait", P50: 0, P99: 0, SlowestMean: 0},
+		{Part: "send", P50: 5, P99: 5, SlowestMean: 5},
+		{Part: "total", P50: 67, P99: 543, SlowestMean: 543},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("latencyParts:\n got %+v\nwant %+v", got, want)
+	}
+	if latencyParts(nil) != nil {
+		t.Error("no alerts: want no parts")
 	}
 }

@@ -97,7 +97,9 @@ type PhaseResult struct {
 	DiskBytes   int64     `json:"disk_bytes,omitempty"`
 	VlogBytes   int64     `json:"vlog_bytes,omitempty"`
 	Latency     *Quantile `json:"latency,omitempty"`
-	FireMillis  float64   `json:"fire_ms,omitempty"`
+	// LatencyParts says where the latency went (latencyParts).
+	LatencyParts []LatencyPart `json:"latency_parts,omitempty"`
+	FireMillis   float64       `json:"fire_ms,omitempty"`
 	// TimersFired counts the pipeline's timer firings (after the warm-up,
 	// with WarmTarget).
 	TimersFired int64 `json:"timers_fired,omitempty"`
@@ -126,6 +128,54 @@ type Quantile struct {
 	P50   float64 `json:"p50_ms"`
 	P99   float64 `json:"p99_ms"`
 	Max   float64 `json:"max_ms"`
+}
+
+// LatencyPart summarises one part of the event-to-alert latency
+// (pipeline.AlertTiming), in milliseconds: its p50 and p99 over every
+// alert, and its mean over the slowest 1 % of the alerts (by their total
+// latency), which says where the p99 went.
+type LatencyPart struct {
+	Part        string  `json:"part"`
+	P50         float64 `json:"p50_ms"`
+	P99         float64 `json:"p99_ms"`
+	SlowestMean float64 `json:"slowest_1pct_mean_ms"`
+}
+
+// latencyParts summarises the parts of ts, in the order of the steps, and
+// their total as the last row.
+func latencyParts(ts []pipeline.AlertTiming) []LatencyPart {
+	if len(ts) == 0 {
+		return nil
+	}
+	byTotal := slices.Clone(ts)
+	slices.SortFunc(byTotal, func(a, b pipeline.AlertTiming) int { return cmp.Compare(b.Total, a.Total) })
+	slowest := byTotal[:max(1, len(ts)/100)]
+	parts := []struct {
+		name string
+		of   func(pipeline.AlertTiming) time.Duration
+	}{
+		{"fetch", func(t pipeline.AlertTiming) time.Duration { return t.Fetch }},
+		{"queue", func(t pipeline.AlertTiming) time.Duration { return t.Queue }},
+		{"batch", func(t pipeline.AlertTiming) time.Duration { return t.Batch }},
+		{"send wait", func(t pipeline.AlertTiming) time.Duration { return t.SendWait }},
+		{"send", func(t pipeline.AlertTiming) time.Duration { return t.Send }},
+		{"total", func(t pipeline.AlertTiming) time.Duration { return t.Total }},
+	}
+	out := make([]LatencyPart, 0, len(parts))
+	ds := make([]time.Duration, len(ts))
+	for _, pt := range parts {
+		for i, t := range ts {
+			ds[i] = pt.of(t)
+		}
+		q := quantiles(ds)
+		var sum time.Duration
+		for _, t := range slowest {
+			sum += pt.of(t)
+		}
+		out = append(out, LatencyPart{Part: pt.name, P50: q.P50, P99: q.P99,
+			SlowestMean: float64(sum) / float64(len(slowest)) / 1e6})
+	}
+	return out
 }
 
 func quantiles(ds []time.Duration) *Quantile {
@@ -301,12 +351,12 @@ func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResul
 	}
 	var (
 		latMu sync.Mutex
-		lats  []time.Duration
+		lats  []pipeline.AlertTiming
 	)
 	if spec.Latency {
-		deps.AlertLatency = func(d time.Duration) {
+		deps.AlertLatency = func(t pipeline.AlertTiming) {
 			latMu.Lock()
-			lats = append(lats, d)
+			lats = append(lats, t)
 			latMu.Unlock()
 		}
 	}
@@ -430,7 +480,11 @@ func runPipeline(ctx context.Context, spec PhaseSpec, out io.Writer) (PhaseResul
 	res.CacheHits, res.CacheMisses = reads.CacheHits-readsBefore.CacheHits, reads.CacheMisses-readsBefore.CacheMisses
 	if spec.Latency {
 		latMu.Lock()
-		res.Latency = quantiles(lats)
+		totals := make([]time.Duration, len(lats))
+		for i, t := range lats {
+			totals[i] = t.Total
+		}
+		res.Latency, res.LatencyParts = quantiles(totals), latencyParts(lats)
 		latMu.Unlock()
 		res.LastNS = time.Now().UnixNano()
 	}

@@ -58,6 +58,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 			r.LatencyOfferedRate, r.LatencyAchievedRate, r.P50LatencyMs, r.P99LatencyMs, r.MaxLatencyMs, r.LatencyAlerts)
 		p("  (on the end-to-end state, event time at the wall clock's pace)	%d timers fired while offered; warm-up done after %.2f s, %d timers fired; member reads from the cache %.1f %%",
 			r.LatencyTimersFired, r.LatencyWarmupSeconds, r.LatencyWarmupTimers, 100*r.LatencyCacheHitRatio)
+		for _, pt := range r.LatencyParts {
+			p("  latency part: %s\tp50 %.1f ms, p99 %.1f ms, mean over the slowest 1 %% %.1f ms", pt.Part, pt.P50, pt.P99, pt.SlowestMean)
+		}
 	}
 	if !skipped("restart") {
 		p("restart with %d members of state\tready after %.2f s, new events committed after %.2f s, outbox empty after %.2f s",
