@@ -1,15 +1,16 @@
 package pipeline_test
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/churnflow/churnflow/internal/gen"
 	"github.com/churnflow/churnflow/operators"
 	"github.com/churnflow/churnflow/pipeline"
 	"github.com/churnflow/churnflow/state"
@@ -42,6 +43,22 @@ func sumMetric(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	return sum
 }
 
+// membersInState counts the member states of partitions 0 to parts-1.
+func membersInState(t *testing.T, store *state.Store, parts int) float64 {
+	t.Helper()
+	var members float64
+	for part := range parts {
+		err := store.Partition(state.Partition(part)).Range(t.Context(), func(operators.MemberID, *operators.MemberState) error {
+			members++
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return members
+}
+
 // TestMetrics runs the known-answer pipeline with metrics and checks the
 // figures against what is known: every record consumed, every alert
 // counted, the members gauge equal to the members in the state, no lag
@@ -54,16 +71,7 @@ func TestMetrics(t *testing.T) {
 		metrics := pipeline.NewMetrics(reg)
 		var alerts float64
 		knownAnswerWith(t, b.Addr, recs, gcfg.End(), b.Configure, metrics, func(p *pipeline.Pipeline, store *state.Store) {
-			var members float64
-			for part := range 4 {
-				err := store.Partition(state.Partition(part)).Range(context.Background(), func(operators.MemberID, *operators.MemberState) error {
-					members++
-					return nil
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
+			members := membersInState(t, store, 4)
 			if got := sumMetric(t, reg, pipeline.MetricMembers); got != members {
 				t.Errorf("%s sums to %v, the state holds %v members", pipeline.MetricMembers, got, members)
 			}
@@ -120,4 +128,43 @@ func TestMetrics(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestMembersGaugeAfterRestart: a pipeline restarted on a state that holds
+// members counts them with its member scan, beside its first batches, and
+// the members gauge ends equal to the members in the state, with the
+// batches' changes since the scan's snapshot (members moved, new ones)
+// counted once.
+func TestMembersGaugeAfterRestart(t *testing.T) {
+	b := embeddedBroker(t, 2)
+	_, recs := genRecords(t, 300, 180, 7)
+	half := len(recs) / 2
+	store := openStore(t)
+	cfg := pipeline.DefaultConfig()
+	cfg.Brokers, cfg.Group = []string{b.Addr}, "test"
+	cfg.IdleAfter = 200 * time.Millisecond
+	cfg.BatchMax = 200
+	run := func(part []gen.Record, metrics *pipeline.Metrics) (*pipeline.Pipeline, func()) {
+		t.Helper()
+		produce(t, b.Addr, toMessages(part, cfg.Topics))
+		p, err := pipeline.New(cfg, pipeline.Deps{Engine: newEngine(t), Store: store, Log: testLogger(t), Metrics: metrics})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := runPipeline(t, p)
+		ends := allInputEnds(t, b.Addr, cfg.Topics)
+		waitFor(t, 60*time.Second, "the pipeline to consume the inputs", func() bool { return caughtUp(t, store, cfg.Topics, ends) })
+		return p, stop
+	}
+	_, stop := run(recs[:half], nil)
+	stop()
+
+	reg := prometheus.NewPedanticRegistry()
+	p, stop := run(recs[half:], pipeline.NewMetrics(reg))
+	defer stop()
+	waitFor(t, 30*time.Second, "the member scans to report", func() bool { return len(p.Status().Warming) == 0 })
+	members := membersInState(t, store, 2)
+	if got := sumMetric(t, reg, pipeline.MetricMembers); got != members || members == 0 {
+		t.Errorf("%s sums to %v after the restart, the state holds %v members", pipeline.MetricMembers, got, members)
+	}
 }
