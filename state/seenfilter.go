@@ -127,30 +127,43 @@ func readMarkerHashes(ps *PartitionStore, txn *badger.Txn) ([]uint64, error) {
 // finish makes the filter of a build of generation gen from the markers'
 // hashes and the ones added meanwhile, unless the build failed or the
 // filter was reset since. It returns the number of ids the new filter
-// holds, -1 if it was not made.
+// holds, -1 if it was not made. The markers' hashes go in without the
+// lock, so the partition's checks and commits do not wait for them (a
+// million take about 0.1 s); only those added meanwhile go in under it.
 func (sf *seenFilter) finish(gen uint64, hashes []uint64, err error) int {
+	sf.mu.Lock()
+	if sf.gen != gen {
+		sf.mu.Unlock()
+		return -1 // reset meanwhile: a later check starts another build
+	}
+	if err != nil {
+		sf.building, sf.pending, sf.retry = false, nil, time.Now().Add(seenFilterRetry)
+		sf.mu.Unlock()
+		return -1
+	}
+	size := max(2*uint(len(hashes)+len(sf.pending)), seenFilterMin)
+	sf.mu.Unlock()
+	f := bloom.NewWithEstimates(size, seenFilterFP)
+	addHashes(f, hashes)
 	sf.mu.Lock()
 	defer sf.mu.Unlock()
 	if sf.gen != gen {
-		return -1 // reset meanwhile: a later check starts another build
-	}
-	sf.building = false
-	if err != nil {
-		sf.pending, sf.retry = nil, time.Now().Add(seenFilterRetry)
 		return -1
 	}
-	n := uint(len(hashes) + len(sf.pending))
-	f := bloom.NewWithEstimates(max(2*n, seenFilterMin), seenFilterFP)
-	var k [8]byte
-	for _, hs := range [][]uint64{hashes, sf.pending} {
-		for _, h := range hs {
-			binary.LittleEndian.PutUint64(k[:], h)
-			f.Add(k[:])
-		}
-	}
-	sf.f, sf.cap, sf.added, sf.pending = f, max(2*n, seenFilterMin), 0, nil
+	addHashes(f, sf.pending)
+	n := len(hashes) + len(sf.pending)
+	sf.f, sf.cap, sf.added, sf.building, sf.pending = f, size, 0, false, nil
 	sf.built++
-	return int(n)
+	return n
+}
+
+// addHashes adds hashes to f.
+func addHashes(f *bloom.BloomFilter, hashes []uint64) {
+	var k [8]byte
+	for _, h := range hashes {
+		binary.LittleEndian.PutUint64(k[:], h)
+		f.Add(k[:])
+	}
 }
 
 // add records ids about to be committed as markers (adding one that is not
