@@ -266,19 +266,25 @@ func reopenedWithMembers(t *testing.T, p Partition, n int) (*Store, string) {
 	return openTest(t, dir), dir
 }
 
-// TestRangeCachingWarms checks that RangeCaching loads a reopened store's
+// TestScanMembersWarms checks that a member scan loads a reopened store's
 // states into the empty cache (the reads after it are hits, of the right
 // states).
-func TestRangeCachingWarms(t *testing.T) {
+func TestScanMembersWarms(t *testing.T) {
 	const n = 100
 	s, _ := reopenedWithMembers(t, 3, n)
 	ps := s.Partition(3)
 	seen := 0
-	if err := ps.RangeCaching(t.Context(), func(operators.MemberID, *operators.MemberState) error { seen++; return nil }); err != nil {
+	sc, err := ps.ScanMembers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = sc.Range(t.Context(), func(operators.MemberID, *operators.MemberState) error { seen++; return nil })
+	sc.Close()
+	if err != nil {
 		t.Fatal(err)
 	}
 	if seen != n {
-		t.Fatalf("RangeCaching saw %d members, want %d", seen, n)
+		t.Fatalf("the scan saw %d members, want %d", seen, n)
 	}
 	var got operators.MemberState
 	for i := range n {
@@ -287,7 +293,7 @@ func TestRangeCachingWarms(t *testing.T) {
 		}
 	}
 	if u, err := s.Usage(); err != nil || u.CacheHits != n || u.CacheMisses != 0 {
-		t.Errorf("reads after RangeCaching: %d hits, %d misses (err %v); want %d, 0", u.CacheHits, u.CacheMisses, err, n)
+		t.Errorf("reads after the scan: %d hits, %d misses (err %v); want %d, 0", u.CacheHits, u.CacheMisses, err, n)
 	}
 }
 

@@ -305,18 +305,6 @@ func (ps *PartitionStore) Range(ctx context.Context, fn func(id operators.Member
 	return ps.rangeMembers(ctx, txn, nil, fn)
 }
 
-// RangeCaching is Range that also loads the states it reads into the
-// member cache: ScanMembers, its Range and Close, in the caller's
-// goroutine.
-func (ps *PartitionStore) RangeCaching(ctx context.Context, fn func(id operators.MemberID, s *operators.MemberState) error) error {
-	sc, err := ps.ScanMembers()
-	if err != nil {
-		return err
-	}
-	defer sc.Close()
-	return sc.Range(ctx, fn)
-}
-
 // MemberScan reads a partition's member states from the snapshot taken by
 // ScanMembers, loading them into the member cache. Its Range may run in
 // another goroutine while the partition's batches commit: a member a
