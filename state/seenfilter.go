@@ -36,7 +36,6 @@ type seenFilter struct {
 	gen      uint64             // bumped by reset: a build of an older one is dropped
 	pending  []uint64           // hashes added while a build runs, for its filter
 	retry    time.Time          // after a failed build: no other before this
-	built    int                // completed builds (tests)
 	runs     sync.WaitGroup     // running builds (tests wait for them)
 }
 
@@ -58,6 +57,12 @@ func seenHash(eventID []byte) uint64 { return maphash.Bytes(seenSeed, eventID) }
 // seenHashString is seenHash of a string.
 func seenHashString(eventID string) uint64 { return maphash.String(seenSeed, eventID) }
 
+// filterKey is the filter's key for the hash h, written into k.
+func filterKey(k *[8]byte, h uint64) []byte {
+	binary.LittleEndian.PutUint64(k[:], h)
+	return k[:]
+}
+
 // mayContain reports whether eventID may have a marker (false: it has
 // none). It starts a build when none is ready or the filter is full, and
 // answers true (read Badger) while there is no filter.
@@ -71,8 +76,7 @@ func (sf *seenFilter) mayContain(ps *PartitionStore, eventID string) bool {
 		return true
 	}
 	var k [8]byte
-	binary.LittleEndian.PutUint64(k[:], seenHashString(eventID))
-	return sf.f.Test(k[:])
+	return sf.f.Test(filterKey(&k, seenHashString(eventID)))
 }
 
 // startBuild takes the snapshot of the markers (every marker committed so
@@ -116,7 +120,7 @@ func readMarkerHashes(ps *PartitionStore, txn *badger.Txn) ([]uint64, error) {
 	defer it.Close()
 	var hashes []uint64
 	for it.Rewind(); it.Valid(); it.Next() {
-		if len(hashes)%4096 == 0 && ps.s.closing.Load() {
+		if len(hashes)%4096 == 0 && ps.s.isClosed() {
 			return nil, ErrClosed
 		}
 		hashes = append(hashes, seenHash(it.Item().Key()[len(prefix):]))
@@ -154,7 +158,6 @@ func (sf *seenFilter) finish(gen uint64, hashes []uint64, err error) int {
 	addHashes(f, sf.pending)
 	n := len(hashes) + len(sf.pending)
 	sf.f, sf.cap, sf.added, sf.building, sf.pending = f, size, 0, false, nil
-	sf.built++
 	return n
 }
 
@@ -162,8 +165,7 @@ func (sf *seenFilter) finish(gen uint64, hashes []uint64, err error) int {
 func addHashes(f *bloom.BloomFilter, hashes []uint64) {
 	var k [8]byte
 	for _, h := range hashes {
-		binary.LittleEndian.PutUint64(k[:], h)
-		f.Add(k[:])
+		f.Add(filterKey(&k, h))
 	}
 }
 
@@ -186,8 +188,7 @@ func (sf *seenFilter) add(ids []mark) {
 			sf.pending = append(sf.pending, h)
 		}
 		if sf.f != nil {
-			binary.LittleEndian.PutUint64(k[:], h)
-			sf.f.Add(k[:])
+			sf.f.Add(filterKey(&k, h))
 		}
 	}
 	sf.added += uint(len(ids))

@@ -45,7 +45,6 @@ type Store struct {
 	idle     *sync.Cond
 	closed   bool
 	inflight int
-	closing  atomic.Bool // set when Close starts: long reads stop early
 
 	closeOnce sync.Once
 	closeErr  error
@@ -248,6 +247,14 @@ func (s *Store) enter() bool {
 	return true
 }
 
+// isClosed reports whether Close has started: long reads (a dedup filter's
+// build) stop early, so that Close does not wait for them to finish.
+func (s *Store) isClosed() bool {
+	s.life.Lock()
+	defer s.life.Unlock()
+	return s.closed
+}
+
 func (s *Store) leave() {
 	s.life.Lock()
 	s.inflight--
@@ -262,7 +269,6 @@ func (s *Store) leave() {
 // return the first call's result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		s.closing.Store(true)
 		s.life.Lock()
 		s.closed = true
 		for s.inflight > 0 {
