@@ -47,8 +47,9 @@ const cacheStripes = 64
 // scratch buffers, so that a hit allocates nothing. epoch counts the
 // commits that touched the stripe; see get and getFill. While a scan runs
 // (scans > 0, beginScan), touched holds the keys of the members commits
-// changed; see fillScan. hits and misses count get's answers (under mu: a lookup takes the lock anyway, and a
-// shared atomic counter would be one cache line for every worker).
+// changed; see fillScan. hits and misses count get's answers (under mu: a
+// lookup takes the lock anyway, and a shared atomic counter would be one
+// cache line for every worker).
 type cacheStripe struct {
 	mu      sync.Mutex
 	epoch   uint64
