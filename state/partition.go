@@ -264,18 +264,33 @@ func (ps *PartitionStore) Outbox(ctx context.Context, fn func(seq uint64, rec Ou
 // several transactions (a crash between them leaves some acknowledged
 // records, which are sent again: at least once).
 func (ps *PartitionStore) Ack(seqs ...uint64) error {
+	return ps.ack(nil, seqs)
+}
+
+// AckChangelog records ChangelogOffset next (as SetChangelogOffset) and
+// deletes acknowledged outbox records (as Ack) in one transaction: the
+// changelog's records among them were written below next. If the records
+// need several transactions, the offset goes in the first, so a crash
+// between them sends some records again rather than restoring for nothing.
+func (ps *PartitionStore) AckChangelog(next int64, seqs ...uint64) error {
+	return ps.ack(&kv{changelogKey(nil, ps.p), binary.BigEndian.AppendUint64(nil, uint64(next))}, seqs)
+}
+
+// ack deletes acknowledged outbox records, setting first (if not nil) in
+// the first transaction.
+func (ps *PartitionStore) ack(first *kv, seqs []uint64) error {
 	if !ps.s.enter() {
 		return ErrClosed
 	}
 	defer ps.s.leave()
-	if len(seqs) == 0 {
+	if len(seqs) == 0 && first == nil {
 		return nil
 	}
 	if err := ps.s.checkDisk(); err != nil {
 		return err
 	}
 	seqs = ps.st.outbox.ack(seqs)
-	if len(seqs) == 0 {
+	if len(seqs) == 0 && first == nil {
 		return nil
 	}
 	keys := make([][]byte, len(seqs))
@@ -285,7 +300,7 @@ func (ps *PartitionStore) Ack(seqs ...uint64) error {
 		buf = outboxKey(buf, ps.p, seq)
 		keys[i] = buf[start:len(buf):len(buf)]
 	}
-	if err := ps.s.deleteKeys(keys); err != nil {
+	if err := ps.s.deleteKeys(first, keys); err != nil {
 		return classify(fmt.Errorf("ack outbox of partition %d: %w", ps.p, err))
 	}
 	return nil

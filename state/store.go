@@ -607,7 +607,7 @@ func (s *Store) DropPartition(ctx context.Context, p Partition) error {
 			if err := ctx.Err(); err != nil {
 				return fmt.Errorf("drop partition %d: %w", p, err)
 			}
-			if err := s.deleteKeys(keys); err != nil {
+			if err := s.deleteKeys(nil, keys); err != nil {
 				return classify(fmt.Errorf("drop partition %d: %w", p, err))
 			}
 		}
@@ -630,16 +630,26 @@ func (s *Store) collectKeys(prefix []byte, n int) ([][]byte, error) {
 	return keys, err
 }
 
-// deleteKeys deletes keys in as many transactions as Badger's limits need.
-// It is not atomic across transactions: used for acknowledgements and
-// drops, which are idempotent.
-func (s *Store) deleteKeys(keys [][]byte) error {
-	for len(keys) > 0 {
+// kv is a key and its value.
+type kv struct{ key, value []byte }
+
+// deleteKeys deletes keys in as many transactions as Badger's limits need,
+// setting first (if not nil) in the first of them.
+func (s *Store) deleteKeys(first *kv, keys [][]byte) error {
+	for first != nil || len(keys) > 0 {
 		txn := s.db.NewTransaction(true)
+		set := first != nil
+		if set {
+			if err := txn.Set(first.key, first.value); err != nil {
+				txn.Discard()
+				return err
+			}
+			first = nil
+		}
 		n := 0
 		for ; n < len(keys); n++ {
 			if err := txn.Delete(keys[n]); err != nil {
-				if errors.Is(err, badger.ErrTxnTooBig) && n > 0 {
+				if errors.Is(err, badger.ErrTxnTooBig) && (n > 0 || set) {
 					break
 				}
 				txn.Discard()

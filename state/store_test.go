@@ -275,6 +275,39 @@ func TestOutbox(t *testing.T) {
 	}
 }
 
+// TestAckChangelog: the changelog offset and the outbox's deletes go
+// together; with no records the offset is still recorded.
+func TestAckChangelog(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	ps := s.Partition(1)
+	b := ps.NewBatch()
+	var seqs []uint64
+	for i := range 4 {
+		seqs = append(seqs, b.Append("m", OutboxRecord{Topic: "t", Value: []byte{byte(i)}}))
+	}
+	commit(t, b)
+	if err := ps.AckChangelog(42, seqs[:3]...); err != nil {
+		t.Fatal(err)
+	}
+	if next, ok, err := ps.ChangelogOffset(); next != 42 || !ok || err != nil {
+		t.Errorf("ChangelogOffset = %d, %v, %v; want 42, true", next, ok, err)
+	}
+	var left []uint64
+	err := ps.Outbox(t.Context(), func(seq uint64, _ OutboxRecord) error {
+		left = append(left, seq)
+		return nil
+	})
+	if err != nil || !slices.Equal(left, seqs[3:]) {
+		t.Errorf("outbox after AckChangelog: %v (%v), want %v", left, err, seqs[3:])
+	}
+	if err := ps.AckChangelog(50); err != nil {
+		t.Fatal(err)
+	}
+	if next, _, _ := ps.ChangelogOffset(); next != 50 {
+		t.Errorf("ChangelogOffset after AckChangelog(50) = %d", next)
+	}
+}
+
 func TestDedup(t *testing.T) {
 	t.Run("batch and commit", func(t *testing.T) {
 		s := openTest(t, "")
@@ -508,6 +541,7 @@ func TestClose(t *testing.T) {
 	calls["Due"] = ps.Due(t.Context(), 10, 0, func(operators.MemberID, int64) error { return nil })
 	calls["Outbox"] = ps.Outbox(t.Context(), func(uint64, OutboxRecord) error { return nil })
 	calls["Ack"] = ps.Ack(1)
+	calls["AckChangelog"] = ps.AckChangelog(1, 1)
 	calls["Range"] = ps.Range(t.Context(), func(operators.MemberID, *operators.MemberState) error { return nil })
 	_, calls["Seen"] = ps.NewBatch().Seen("e")
 	calls["Commit"] = b.Commit(t.Context())
