@@ -821,8 +821,10 @@ type sendJob struct {
 const sendCap = 2
 
 // logCap bounds the batches whose alerts are acknowledged and that wait
-// for their changelog write and outbox acknowledgement.
-const logCap = 2
+// for the logger (their changelog write and outbox acknowledgement): with
+// the one each stage holds, a worker has at most sendCap + logCap + 2
+// committed batches in memory.
+const logCap = 1
 
 // sender produces the committed batches' outbox records in commit order
 // while the worker applies the next batches, so that a batch's broker round
@@ -831,9 +833,11 @@ const logCap = 2
 // alerts and dead letters and hands the batch to the logger (w.logger),
 // which writes its changelog records and then deletes its records from the
 // outbox. A batch's alerts thus wait only for the alerts before them, not
-// for the changelog and the two Badger transactions of the batch before
-// (churnflow bench, at 20,000 events/s: over the slowest 1 % of alerts,
-// 197-578 ms behind the sender, which did all of it in turn).
+// for the changelog write and the Badger transaction of the batch before.
+// (churnflow bench at 20,000 events/s, over the slowest 1 % of alerts: the
+// wait behind the sender went from 197-578 ms to 8-125 ms, but the waits
+// before the batch grew by about as much, the p99 unchanged: the stalls
+// that fill these queues are the whole process's; docs/performance.md.)
 //
 // After a failed send (the flush context ended) a stage sends nothing
 // more, nor does the logger after the sender's failure: the records wait in
