@@ -835,7 +835,7 @@ const logCap = 1
 // outbox. A batch's alerts thus wait only for the alerts before them, not
 // for the changelog write and the Badger transaction of the batch before.
 // (churnflow bench at 20,000 events/s, over the slowest 1 % of alerts: the
-// wait behind the sender went from 197-578 ms to 8-125 ms, but the waits
+// wait behind the sender went from 228-248 ms to 23-125 ms, but the waits
 // before the batch grew by about as much, the p99 unchanged: the stalls
 // that fill these queues are the whole process's; docs/performance.md.)
 //

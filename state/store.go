@@ -634,7 +634,8 @@ func (s *Store) collectKeys(prefix []byte, n int) ([][]byte, error) {
 type kv struct{ key, value []byte }
 
 // deleteKeys deletes keys in as many transactions as Badger's limits need,
-// setting first (if not nil) in the first of them.
+// setting first (if not nil) in the first of them. It is not atomic across
+// transactions: used for acknowledgements and drops, which are idempotent.
 func (s *Store) deleteKeys(first *kv, keys [][]byte) error {
 	for first != nil || len(keys) > 0 {
 		txn := s.db.NewTransaction(true)
