@@ -213,6 +213,10 @@ type Result struct {
 	// way (pipeline.AlertTiming), its p50 and p99, and its mean over the
 	// slowest 1 % of the alerts; the last row is the total.
 	LatencyParts []LatencyPart `json:"latency_parts"`
+	// LatencyCPU is the CPU spent while the latency phase offered its
+	// events, seconds, by the pipeline, the broker and the load generator:
+	// how much of the cores the pipeline had beside the other two.
+	LatencyCPU *CPUShares `json:"latency_cpu,omitempty"`
 
 	// RestartSeconds is from the restarted process's start to the new
 	// events committed (applied, their state and alerts durable);
@@ -441,11 +445,13 @@ func (h *run) latency(ctx context.Context, spec PhaseSpec) error {
 	h.logf("latency: warm-up of %d events at %s done after %.2f s (%d timers fired); offering %d events at %.0f events/s",
 		len(live.warm), time.Unix(live.base, 0).UTC().Format(time.RFC3339), r.LatencyWarmupSeconds, warmTimers,
 		len(live.paced), h.cfg.LatencyRate)
+	cpu := h.startCPU(c)
 	achieved, err := producePaced(ctx, h.brokers, h.topics, live.paced, h.cfg.LatencyRate)
 	if err != nil {
 		c.kill()
 		return err
 	}
+	r.LatencyCPU = cpu.end()
 	res, u, err := c.result(ctx, 10*time.Minute)
 	if err != nil {
 		return err
@@ -462,6 +468,10 @@ func (h *run) latency(ctx context.Context, spec PhaseSpec) error {
 		r.LatencyAlerts, r.P50LatencyMs, r.P99LatencyMs, r.MaxLatencyMs, r.LatencyOfferedRate, achieved, res.TimersFired, 100*r.LatencyCacheHitRatio, u.MajorFaults)
 	for _, pt := range r.LatencyParts {
 		h.logf("latency: %-9s p50 %7.1f ms, p99 %7.1f ms, mean over the slowest 1 %% %7.1f ms", pt.Part, pt.P50, pt.P99, pt.SlowestMean)
+	}
+	if u := r.LatencyCPU; u != nil {
+		h.logf("latency: CPU while offered (%.1f s on %d cores, %.1f core-seconds): churnflow %.1f s, broker %s, load generator %.1f s, left %.1f s",
+			u.Wall, u.Cores, u.Wall*float64(u.Cores), u.Pipeline, u.brokerText(), u.LoadGenerator, u.idle())
 	}
 	return nil
 }

@@ -71,6 +71,27 @@ func checkLatencyParts(t *testing.T, r *Result) {
 	}
 }
 
+// checkLatencyCPU checks the CPU shares of the latency phase's offered
+// window: each process measured, the embedded broker's only without
+// --brokers, and together no more than the cores had.
+func checkLatencyCPU(t *testing.T, r *Result, c Config) {
+	t.Helper()
+	u := r.LatencyCPU
+	if u == nil {
+		t.Fatal("no CPU shares for the latency phase")
+	}
+	if !(u.Pipeline > 0) || !(u.LoadGenerator > 0) || !(u.Wall > 0) || u.Cores < 1 {
+		t.Errorf("latency CPU %+v: want the pipeline's, the load generator's, the window and the cores", *u)
+	}
+	if external := len(c.Brokers) > 0; external != (u.Broker < 0) {
+		t.Errorf("latency CPU: broker %v s with brokers %v", u.Broker, c.Brokers)
+	}
+	// The times are read a few ms apart, in 10 ms ticks: allow that much.
+	if u.idle() < -0.1 {
+		t.Errorf("latency CPU %+v: more than the cores had", *u)
+	}
+}
+
 // checkFigures checks that every phase reported (not how fast).
 func checkFigures(t *testing.T, r *Result, c Config) {
 	t.Helper()
@@ -90,6 +111,7 @@ func checkFigures(t *testing.T, r *Result, c Config) {
 		t.Errorf("latency warm-up done after %v s, want a positive time", r.LatencyWarmupSeconds)
 	}
 	checkLatencyParts(t, r)
+	checkLatencyCPU(t, r, c)
 	if r.RestartFlushedSeconds < r.RestartSeconds {
 		t.Errorf("restart: committed after %v s but flushed after %v s, before it", r.RestartSeconds, r.RestartFlushedSeconds)
 	}

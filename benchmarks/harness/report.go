@@ -61,6 +61,10 @@ func (r *Result) WriteTable(w io.Writer) error {
 		for _, pt := range r.LatencyParts {
 			p("  latency part: %s\tp50 %.1f ms, p99 %.1f ms, mean over the slowest 1 %% %.1f ms", pt.Part, pt.P50, pt.P99, pt.SlowestMean)
 		}
+		if u := r.LatencyCPU; u != nil {
+			p("  CPU while offered (%.1f s on %d cores)\tchurnflow %.1f s, broker %s, load generator %.1f s; left for the rest %.1f s",
+				u.Wall, u.Cores, u.Pipeline, u.brokerText(), u.LoadGenerator, u.idle())
+		}
 	}
 	if !skipped("restart") {
 		p("restart with %d members of state\tready after %.2f s, new events committed after %.2f s, outbox empty after %.2f s",

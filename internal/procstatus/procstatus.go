@@ -40,3 +40,38 @@ func Parse(status []byte, key string) int64 {
 	}
 	return -1
 }
+
+// clockTicks is Linux's USER_HZ, the unit of /proc's CPU times: 100 on
+// every architecture Go supports (sysconf(_SC_CLK_TCK) is not reachable
+// without cgo).
+const clockTicks = 100
+
+// CPUSeconds returns the user and system CPU time process pid ("self" for
+// this one) has used, seconds; -1 if it is unknown.
+func CPUSeconds(pid string) float64 {
+	data, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return -1
+	}
+	return ParseStat(data)
+}
+
+// ParseStat returns utime + stime of a /proc/<pid>/stat line, seconds; -1
+// if it is malformed. The command name (in parentheses) may hold spaces
+// and parentheses, so the fields are counted from the last ')'.
+func ParseStat(stat []byte) float64 {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return -1
+	}
+	f := bytes.Fields(stat[i+1:])
+	if len(f) < 13 { // state is field 3; utime and stime are 14 and 15
+		return -1
+	}
+	utime, err1 := strconv.ParseInt(string(f[11]), 10, 64)
+	stime, err2 := strconv.ParseInt(string(f[12]), 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return float64(utime+stime) / clockTicks
+}

@@ -43,3 +43,19 @@ func TestRead(t *testing.T) {
 		t.Errorf("Read of no process = %d, want -1", got)
 	}
 }
+
+func TestParseStat(t *testing.T) {
+	// A command name with a space and a parenthesis; utime 1234, stime 566.
+	stat := []byte("4242 (cf (x) y) S 1 4242 4242 0 -1 4194560 9000 0 12 0 1234 566 0 0 20 0 9 0 100 1000000 2000 18446744073709551615\n")
+	if got := ParseStat(stat); got != 18.0 {
+		t.Errorf("ParseStat = %v, want 18 (1,800 ticks)", got)
+	}
+	for _, bad := range []string{"", "4242 cf S 1", "4242 (cf) S 1 2 3", "4242 (cf) S 1 4242 4242 0 -1 4194560 9000 0 12 0 x 566 0"} {
+		if got := ParseStat([]byte(bad)); got != -1 {
+			t.Errorf("ParseStat(%q) = %v, want -1", bad, got)
+		}
+	}
+	if got := CPUSeconds("self"); got < 0 {
+		t.Errorf("CPUSeconds(self) = %v", got)
+	}
+}
