@@ -750,6 +750,7 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 	}
 	// The changelog's records go last: out is sent in this order, and a
 	// batch's changelog records only once its alerts are acknowledged.
+	regularEnd := len(out)
 	for id, m := range members {
 		rec := state.OutboxRecord{Topic: w.clTopic, Key: []byte(changelogMemberStart + string(id))}
 		switch {
@@ -794,7 +795,7 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 		Int("members", len(members)).Int("outbox", len(out)).Int64("watermark", wm).
 		Dur("took", time.Since(started)).Dur("commit_took", commitTook).Dur("member_reads_took", readsTook).Msg("batch committed")
 	w.hint = batchHint{members: len(members), alerts: len(alerts), alertBytes: len(vals)}
-	w.sendq <- sendJob{out: out, alerts: alerts, alertFrom: alertFrom, alertArrived: arrived, started: started,
+	w.sendq <- sendJob{regular: out[:regularEnd:regularEnd], changelog: out[regularEnd:], alerts: alerts, alertFrom: alertFrom, alertArrived: arrived, started: started,
 		committed: time.Now(), inOffsets: inOffsets}
 	return true, nil
 }
@@ -802,17 +803,17 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 // sendJob is a committed batch's outbox records, handed to the worker's
 // sender, with what the metrics need once they are acknowledged.
 type sendJob struct {
-	out       []outRecord
-	alerts    []operators.Alert
-	alertFrom []time.Time
+	// regular (alerts and dead letters) and changelog are the batch's
+	// outbox records, in seq order: the changelog's come after the others.
+	regular, changelog []outRecord
+	alerts             []operators.Alert
+	alertFrom          []time.Time
 	// alertArrived is, per alert of alertFrom, when the worker took the
 	// record from its fetcher (only with Deps.AlertLatency).
 	alertArrived []time.Time
 	started      time.Time
 	committed    time.Time // handed to the sender
 	inOffsets    [2]int64  // per input topic, the offset this batch committed; -1: none
-	// regular and changelog are out split by the sender for the logger.
-	regular, changelog []outRecord
 }
 
 // sendCap bounds the committed batches waiting for the sender: the worker
@@ -854,13 +855,11 @@ func (w *worker) sender(jobs <-chan sendJob) {
 		if failed {
 			continue
 		}
-		regular, changelog := w.split(j.out)
-		if err := w.sendAlerts(regular); err != nil {
+		if err := w.sendAlerts(j.regular); err != nil {
 			failed = true
 			continue
 		}
 		w.delivered(&j, taken, time.Now())
-		j.regular, j.changelog = regular, changelog
 		logq <- j
 	}
 }
@@ -926,7 +925,7 @@ func (w *worker) delivered(j *sendJob, taken, acked time.Time) {
 			}
 		}
 	}
-	w.p.metrics.observeBatch(time.Since(j.started))
+	w.p.metrics.observeBatch(acked.Sub(j.started))
 }
 
 // groupCommitEvery is how often a worker commits its partition's offsets
@@ -980,8 +979,9 @@ func (w *worker) send(out []outRecord) error {
 	return w.sendChangelog(regular, changelog)
 }
 
-// split divides records, keeping their order, into the changelog's and
-// the rest (alerts and dead letters).
+// split divides records read back from the outbox (several batches',
+// interleaved), keeping their order, into the changelog's and the rest
+// (alerts and dead letters). A committed batch's come divided (sendJob).
 func (w *worker) split(out []outRecord) (regular, changelog []outRecord) {
 	for _, r := range out {
 		if r.rec.Topic == w.clTopic {
