@@ -264,7 +264,7 @@ func (ps *PartitionStore) Outbox(ctx context.Context, fn func(seq uint64, rec Ou
 // several transactions (a crash between them leaves some acknowledged
 // records, which are sent again: at least once).
 func (ps *PartitionStore) Ack(seqs ...uint64) error {
-	return ps.ack(nil, seqs)
+	return ps.ack("ack outbox", nil, seqs)
 }
 
 // AckChangelog records ChangelogOffset next (as SetChangelogOffset) and
@@ -273,12 +273,17 @@ func (ps *PartitionStore) Ack(seqs ...uint64) error {
 // need several transactions, the offset goes in the first, so a crash
 // between them sends some records again rather than restoring for nothing.
 func (ps *PartitionStore) AckChangelog(next int64, seqs ...uint64) error {
-	return ps.ack(&kv{changelogKey(nil, ps.p), binary.BigEndian.AppendUint64(nil, uint64(next))}, seqs)
+	return ps.ack("ack outbox and set changelog offset", ps.changelogOffset(next), seqs)
+}
+
+// changelogOffset is the record of ChangelogOffset next.
+func (ps *PartitionStore) changelogOffset(next int64) *kv {
+	return &kv{changelogKey(nil, ps.p), binary.BigEndian.AppendUint64(nil, uint64(next))}
 }
 
 // ack deletes acknowledged outbox records, setting first (if not nil) in
-// the first transaction.
-func (ps *PartitionStore) ack(first *kv, seqs []uint64) error {
+// the first transaction; what names the operation in its error.
+func (ps *PartitionStore) ack(what string, first *kv, seqs []uint64) error {
 	if !ps.s.enter() {
 		return ErrClosed
 	}
@@ -301,7 +306,7 @@ func (ps *PartitionStore) ack(first *kv, seqs []uint64) error {
 		keys[i] = buf[start:len(buf):len(buf)]
 	}
 	if err := ps.s.deleteKeys(first, keys); err != nil {
-		return classify(fmt.Errorf("ack outbox of partition %d: %w", ps.p, err))
+		return classify(fmt.Errorf("%s of partition %d: %w", what, ps.p, err))
 	}
 	return nil
 }
@@ -431,20 +436,7 @@ func (ps *PartitionStore) ChangelogOffset() (next int64, ok bool, err error) {
 // SetChangelogOffset records ChangelogOffset: how far the changelog holds
 // this partition's state, once a write to it was acknowledged.
 func (ps *PartitionStore) SetChangelogOffset(next int64) error {
-	if !ps.s.enter() {
-		return ErrClosed
-	}
-	defer ps.s.leave()
-	if err := ps.s.checkDisk(); err != nil {
-		return err
-	}
-	err := ps.s.db.Update(func(txn *badger.Txn) error {
-		return txn.Set(changelogKey(nil, ps.p), binary.BigEndian.AppendUint64(nil, uint64(next)))
-	})
-	if err != nil {
-		return classify(fmt.Errorf("set changelog offset of partition %d: %w", ps.p, err))
-	}
-	return nil
+	return ps.ack("set changelog offset", ps.changelogOffset(next), nil)
 }
 
 // raiseDueFloor sets the due floor to to, if it is still from (a commit
