@@ -66,8 +66,10 @@ type Config struct {
 	// phase's CPU profile (its process, warm-up included), LatencyTrace
 	// the latency phase's runtime execution trace (after the warm-up).
 	Profile, HeapProfile, LatencyProfile, LatencyTrace string
-	// Commit is the source commit recorded with the results.
-	Commit string
+	// Commit is the source commit recorded with the results, and
+	// CommitSource where its name comes from.
+	Commit       string
+	CommitSource CommitSource
 	// Quick marks the small profile (recorded with the results).
 	Quick bool
 	// Progress receives one line per step; nil: none.
@@ -138,18 +140,33 @@ func (c *Config) badSkip() string {
 	return ""
 }
 
+// CommitSource says where a result's commit comes from.
+type CommitSource string
+
+// Where a result's commit comes from.
+const (
+	CommitFromBuild       CommitSource = "build"        // the VCS stamp go build put in the binary
+	CommitFromFlag        CommitSource = "flag"         // named by the user (bench --commit)
+	CommitFromWorkingTree CommitSource = "working-tree" // the checkout's HEAD when the bench ran
+	CommitUnknown         CommitSource = "unknown"
+)
+
 func (c *Config) skips(phase string) bool { return slices.Contains(c.Skip, phase) }
 
 // Result is one run's figures. Throughputs count input records from the
 // first read to the last one done; CPU seconds and peak RSS are the phase
 // process's own (getrusage).
 type Result struct {
-	Commit     string `json:"commit"`
-	Broker     string `json:"broker"`
-	Quick      bool   `json:"quick"`
-	Members    int    `json:"members"`
-	Events     int    `json:"events"`
-	Partitions int    `json:"partitions"`
+	Commit string `json:"commit"`
+	// CommitSource says where Commit comes from: only "build" (the
+	// binary's VCS stamp) and "flag" (bench --commit) name the binary for
+	// sure; "working-tree" is the checkout's HEAD at run time.
+	CommitSource CommitSource `json:"commit_source"`
+	Broker       string       `json:"broker"`
+	Quick        bool         `json:"quick"`
+	Members      int          `json:"members"`
+	Events       int          `json:"events"`
+	Partitions   int          `json:"partitions"`
 	// MemoryBudget is the state memory budget the phases used, bytes.
 	MemoryBudget int64  `json:"memory_budget_bytes"`
 	GoVersion    string `json:"go_version"`
@@ -246,7 +263,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	h := &run{cfg: cfg, res: &Result{Commit: cfg.Commit, Quick: cfg.Quick, Members: cfg.Members, Events: cfg.Events,
+	h := &run{cfg: cfg, res: &Result{Commit: cfg.Commit, CommitSource: cfg.CommitSource, Quick: cfg.Quick, Members: cfg.Members, Events: cfg.Events,
 		Partitions: cfg.Partitions, MemoryBudget: cmp.Or(cfg.MemoryBudget, state.DefaultOptions("").MemoryBudget),
 		GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
 		StartedAt: time.Now().UTC().Format(time.RFC3339), CPUSecondsPerMillion: map[string]float64{},

@@ -185,6 +185,7 @@ func TestSkip(t *testing.T) {
 		t.Fatalf("Validate with --skip nope: %v, want an error naming it", err)
 	}
 	c.Skip = []string{"raw", "floor", "restart", "latency", "timers"}
+	c.Commit, c.CommitSource = "0123abc", CommitFromWorkingTree
 	r, err := Run(t.Context(), c)
 	if err != nil {
 		t.Fatal(err)
@@ -202,6 +203,9 @@ func TestSkip(t *testing.T) {
 	if !regexp.MustCompile(`skipped\s+raw, floor, restart, latency, timers`).MatchString(out.String()) ||
 		!regexp.MustCompile(`pipeline / floor\s+-`).MatchString(out.String()) || strings.Contains(out.String(), "event-to-alert latency") {
 		t.Errorf("table:\n%s\nwant the skipped phases listed, no floor ratio and no latency row", out.String())
+	}
+	if r.Commit != "0123abc" || r.CommitSource != CommitFromWorkingTree || !strings.Contains(out.String(), "commit 0123abc (the working tree's when the bench ran") {
+		t.Errorf("commit %q from %q, table:\n%s\nwant the commit and that it is the working tree's", r.Commit, r.CommitSource, out.String())
 	}
 }
 

@@ -16,7 +16,14 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if r.Quick {
 		profile = "quick"
 	}
-	p("churnflow bench (%s profile) at %s, commit %s", profile, r.StartedAt, r.Commit)
+	commit := r.Commit
+	switch r.CommitSource {
+	case CommitFromWorkingTree:
+		commit += " (the working tree's when the bench ran: the binary carries no VCS stamp)"
+	case CommitFromFlag:
+		commit += " (named with --commit)"
+	}
+	p("churnflow bench (%s profile) at %s, commit %s", profile, r.StartedAt, commit)
 	p("broker %s; %d events, %d members, %d partitions; state memory budget %d MiB; %s, %d CPUs; load average %s at the start, %s at the end",
 		r.Broker, r.Events, r.Members, r.Partitions, r.MemoryBudget>>20, r.GoVersion, r.CPUs, r.LoadBefore, r.LoadAfter)
 	p("")

@@ -34,6 +34,7 @@ type benchFlags struct {
 	rate     float64
 	rateFor  time.Duration
 	memory   int64
+	commit   string
 }
 
 func newBenchCmd(s streams) *cobra.Command {
@@ -103,7 +104,16 @@ judge: the targets are in docs/performance.md.`,
 			}
 			cfg.Bin, cfg.Brokers, cfg.Profile, cfg.HeapProfile = bin, f.brokers, f.profile, f.heap
 			cfg.LatencyProfile, cfg.LatencyTrace = f.latProf, f.latTrace
-			cfg.Peer, cfg.PeerDir, cfg.Commit, cfg.Progress = f.peer, f.peerDir, sourceCommit(), s.err
+			cfg.Peer, cfg.PeerDir, cfg.Progress = f.peer, f.peerDir, s.err
+			cfg.Commit, cfg.CommitSource = f.commit, harness.CommitFromFlag
+			if f.commit == "" {
+				cfg.Commit, cfg.CommitSource = sourceCommit(buildSettings(), gitWorkingTree)
+				if cfg.CommitSource == harness.CommitFromWorkingTree {
+					fmt.Fprintf(s.err, "bench: this binary carries no VCS stamp (built with -buildvcs=false, as GOFLAGS may set); "+
+						"the commit recorded is the working tree's now, %s, which is right only if the binary was built from it: "+
+						"--commit names the build\n", cfg.Commit)
+				}
+			}
 			cfg.Skip = f.skip
 			if f.keep != "" {
 				cfg.WorkDir, cfg.Keep = f.keep, true
@@ -156,6 +166,7 @@ judge: the targets are in docs/performance.md.`,
 	fl.StringVar(&f.latTrace, "latency-trace", "", "write a runtime execution trace of the latency phase, after its warm-up, to this file (go tool trace)")
 	fl.StringVar(&f.out, "out", "", "write the table or JSON to this file instead of standard output")
 	fl.StringVar(&f.keep, "keep", "", "work in this directory and keep it (state, phase logs)")
+	fl.StringVar(&f.commit, "commit", "", "the source commit to record with the results, for a binary built without a VCS stamp (default: the binary's stamp, else the working tree's HEAD)")
 	return cmd
 }
 
@@ -177,33 +188,54 @@ func newBenchPhaseCmd(s streams) *cobra.Command {
 	}
 }
 
-// sourceCommit names the source the binary was built from: the VCS
-// revision stamped by go build, else git's view of the working directory.
-func sourceCommit() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		rev, dirty := "", false
-		for _, st := range bi.Settings {
-			switch st.Key {
-			case "vcs.revision":
-				rev = st.Value
-			case "vcs.modified":
-				dirty = st.Value == "true"
-			}
-		}
-		if rev != "" {
-			if dirty {
-				rev += "-dirty"
-			}
-			return rev
+// sourceCommit names the source the binary was built from, and where that
+// name comes from: the VCS revision go build stamped into the binary
+// (settings, from debug.ReadBuildInfo), else the working tree's HEAD as
+// git reports it now (tree), which names the binary only if it was built
+// from that tree: a binary built earlier and run from a newer checkout
+// would be labelled with the newer commit. "-dirty" marks uncommitted
+// changes; "unknown" is returned when neither is available.
+func sourceCommit(settings []debug.BuildSetting, tree func() (string, error)) (string, harness.CommitSource) {
+	rev, dirty := "", false
+	for _, st := range settings {
+		switch st.Key {
+		case "vcs.revision":
+			rev = st.Value
+		case "vcs.modified":
+			dirty = st.Value == "true"
 		}
 	}
+	if rev != "" {
+		if dirty {
+			rev += "-dirty"
+		}
+		return rev, harness.CommitFromBuild
+	}
+	rev, err := tree()
+	if err != nil {
+		return "unknown", harness.CommitUnknown
+	}
+	return rev, harness.CommitFromWorkingTree
+}
+
+// buildSettings returns the binary's build settings (nil if it has none).
+func buildSettings() []debug.BuildSetting {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.Settings
+	}
+	return nil
+}
+
+// gitWorkingTree returns the HEAD of the git working tree the process runs
+// in, with "-dirty" when tracked files have uncommitted changes.
+func gitWorkingTree() (string, error) {
 	out, err := exec.Command("git", "rev-parse", "HEAD").Output()
 	if err != nil {
-		return "unknown"
+		return "", fmt.Errorf("git rev-parse HEAD: %w", err)
 	}
 	rev := strings.TrimSpace(string(out))
 	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
 		rev += "-dirty"
 	}
-	return rev
+	return rev, nil
 }
