@@ -127,7 +127,7 @@ func timersPerBatch(batchMax int) int { return max(batchMax/4, 1) }
 // (churnflow bench). Only the counts are kept, not the buffers: kept
 // buffers stay live, and a larger live heap under the memory limit makes
 // the collector run more often (state.batchHint).
-type batchHint struct{ members, alerts, alertBytes int }
+type batchHint struct{ members, alerts, valueBytes int }
 
 // grown is a hint with an eighth added, so that a batch slightly larger
 // than the last does not grow its slices.
@@ -716,9 +716,9 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 	}
 	emitted := w.p.clock().Unix()
 	out := make([]outRecord, 0, len(alerts)+len(dead)+len(members)+1)
-	// The alerts' values are slices of one buffer (of another when it
-	// fills: a slice of a full one stays valid).
-	vals := make([]byte, 0, grown(w.hint.alertBytes))
+	// The alerts' and the changelog's values are slices of one buffer (of
+	// another when it fills: a slice of a full one stays valid).
+	vals := make([]byte, 0, grown(w.hint.valueBytes))
 	for i := range alerts {
 		a := &alerts[i]
 		start := len(vals)
@@ -755,7 +755,9 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 		rec := state.OutboxRecord{Topic: w.clTopic, Key: []byte(changelogMemberStart + string(id))}
 		switch {
 		case !m.s.IsNew():
-			rec.Value = appendChangelogMember(nil, m.marks, m.enc)
+			start := len(vals)
+			vals = appendChangelogMember(vals, m.marks, m.enc)
+			rec.Value = vals[start:len(vals):len(vals)]
 		case !m.found:
 			continue
 		}
@@ -794,7 +796,7 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 	w.log.Debug().Int("applied", applied).Int("dead_letters", len(dead)).Int("timers_fired", fired).
 		Int("members", len(members)).Int("outbox", len(out)).Int64("watermark", wm).
 		Dur("took", time.Since(started)).Dur("commit_took", commitTook).Dur("member_reads_took", readsTook).Msg("batch committed")
-	w.hint = batchHint{members: len(members), alerts: len(alerts), alertBytes: len(vals)}
+	w.hint = batchHint{members: len(members), alerts: len(alerts), valueBytes: len(vals)}
 	w.sendq <- sendJob{regular: out[:regularEnd:regularEnd], changelog: out[regularEnd:], alerts: alerts, alertFrom: alertFrom, alertArrived: arrived, started: started,
 		committed: time.Now(), inOffsets: inOffsets}
 	return true, nil

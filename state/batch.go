@@ -73,10 +73,11 @@ import (
 // late, none is missed, and a member is reported early at most once per
 // entry. Delete deletes the entry wherever it is.
 type Batch struct {
-	ps    *PartitionStore
-	done  bool
-	arena []byte // encoded states and records
-	keys  []byte // the commit's keys and member values (plan)
+	ps     *PartitionStore
+	done   bool
+	arena  []byte // encoded states and records
+	keys   []byte // the commit's keys and member values (plan)
+	packed []byte // a transaction's packed outbox value (Commit)
 
 	groups  []group
 	byID    map[operators.MemberID]int32
@@ -133,7 +134,7 @@ func (ps *PartitionStore) NewBatch() *Batch {
 		recs:   make([]pendingRec, 0, recs),
 	}
 	if a, ok := ps.st.buffers.Get().(*batchBuffers); ok {
-		b.arena, b.keys = a.arena[:0], a.keys[:0]
+		b.arena, b.keys, b.packed = a.arena[:0], a.keys[:0], a.packed[:0]
 	}
 	return b
 }
@@ -161,12 +162,14 @@ func (b *Batch) remember() {
 	h.recs.Store(int32(len(b.recs)))
 }
 
-// batchBuffers are a committed batch's arena and key buffer, kept for the
-// partition's next batch: a batch's arena grows to megabytes, and growing
-// it afresh each time (copying it at every doubling) was a tenth of the
-// pipeline's CPU time at 200,000 members (churnflow bench). Buffers over
+// batchBuffers are a committed batch's arena, key buffer and packed
+// outbox value, kept for the partition's next batch: a batch's arena grows
+// to megabytes, and growing it afresh each time (copying it at every
+// doubling) was a tenth of the pipeline's CPU time at 200,000 members
+// (churnflow bench); the packed value, allocated per commit, was 6 % of the
+// bytes the end-to-end phase allocated at 1,000,000 members. Buffers over
 // maxPooledBuffer are dropped.
-type batchBuffers struct{ arena, keys []byte }
+type batchBuffers struct{ arena, keys, packed []byte }
 
 const maxPooledBuffer = 16 << 20
 
@@ -296,12 +299,12 @@ func (b *Batch) SetOffset(topic string, next int64) {
 func (b *Batch) Discard() {
 	if !b.done {
 		b.remember()
-		if cap(b.arena) <= maxPooledBuffer && cap(b.keys) <= maxPooledBuffer {
-			b.ps.st.buffers.Put(&batchBuffers{arena: b.arena[:0], keys: b.keys[:0]})
+		if cap(b.arena) <= maxPooledBuffer && cap(b.keys) <= maxPooledBuffer && cap(b.packed) <= maxPooledBuffer {
+			b.ps.st.buffers.Put(&batchBuffers{arena: b.arena[:0], keys: b.keys[:0], packed: b.packed[:0]})
 		}
 	}
 	b.done = true
-	b.arena, b.keys, b.groups, b.byID, b.marks, b.recs, b.seen, b.offsets = nil, nil, nil, nil, nil, nil, nil, nil
+	b.arena, b.keys, b.packed, b.groups, b.byID, b.marks, b.recs, b.seen, b.offsets = nil, nil, nil, nil, nil, nil, nil, nil, nil
 }
 
 // kvOp is one write of a commit.
@@ -394,7 +397,6 @@ func (b *Batch) Commit(ctx context.Context) error {
 		packSeqs = make([]uint64, 0, len(b.recs))
 		packEncs = make([][]byte, 0, len(b.recs))
 		packKey  []byte
-		packVal  []byte
 	)
 	for i, pt := range parts {
 		txn := s.db.NewTransaction(true)
@@ -429,8 +431,10 @@ func (b *Batch) Commit(ctx context.Context) error {
 					return err
 				}
 			default:
-				packVal = appendPacked(packVal[:0], packSeqs, packEncs)
-				if err := txn.SetEntry(&badger.Entry{Key: packKey, Value: packVal}); err != nil {
+				// Badger has copied the value once Commit returns (to the
+				// memtable's arena or the value log), so the buffer is reused.
+				b.packed = appendPacked(b.packed[:0], packSeqs, packEncs)
+				if err := txn.SetEntry(&badger.Entry{Key: packKey, Value: b.packed}); err != nil {
 					return err
 				}
 			}
