@@ -77,7 +77,8 @@ type Batch struct {
 	done   bool
 	arena  []byte // encoded states and records
 	keys   []byte // the commit's keys and member values (plan)
-	packed []byte // a transaction's packed outbox value (Commit)
+	plain  []byte // a transaction's packed outbox records (Commit)
+	packed []byte // and their compressed value
 
 	groups  []group
 	byID    map[operators.MemberID]int32
@@ -134,7 +135,7 @@ func (ps *PartitionStore) NewBatch() *Batch {
 		recs:   make([]pendingRec, 0, recs),
 	}
 	if a, ok := ps.st.buffers.Get().(*batchBuffers); ok {
-		b.arena, b.keys, b.packed = a.arena[:0], a.keys[:0], a.packed[:0]
+		b.arena, b.keys, b.plain, b.packed = a.arena[:0], a.keys[:0], a.plain[:0], a.packed[:0]
 	}
 	return b
 }
@@ -163,13 +164,14 @@ func (b *Batch) remember() {
 }
 
 // batchBuffers are a committed batch's arena, key buffer and packed
-// outbox value, kept for the partition's next batch: a batch's arena grows
+// outbox value (as built, and compressed), kept for the partition's next
+// batch: a batch's arena grows
 // to megabytes, and growing it afresh each time (copying it at every
 // doubling) was a tenth of the pipeline's CPU time at 200,000 members
 // (churnflow bench); the packed value, allocated per commit, was 6 % of the
 // bytes the end-to-end phase allocated at 1,000,000 members. Buffers over
 // maxPooledBuffer are dropped.
-type batchBuffers struct{ arena, keys, packed []byte }
+type batchBuffers struct{ arena, keys, plain, packed []byte }
 
 const maxPooledBuffer = 16 << 20
 
@@ -299,12 +301,13 @@ func (b *Batch) SetOffset(topic string, next int64) {
 func (b *Batch) Discard() {
 	if !b.done {
 		b.remember()
-		if cap(b.arena) <= maxPooledBuffer && cap(b.keys) <= maxPooledBuffer && cap(b.packed) <= maxPooledBuffer {
-			b.ps.st.buffers.Put(&batchBuffers{arena: b.arena[:0], keys: b.keys[:0], packed: b.packed[:0]})
+		if max(cap(b.arena), cap(b.keys), cap(b.plain), cap(b.packed)) <= maxPooledBuffer {
+			b.ps.st.buffers.Put(&batchBuffers{arena: b.arena[:0], keys: b.keys[:0], plain: b.plain[:0], packed: b.packed[:0]})
 		}
 	}
 	b.done = true
-	b.arena, b.keys, b.packed, b.groups, b.byID, b.marks, b.recs, b.seen, b.offsets = nil, nil, nil, nil, nil, nil, nil, nil, nil
+	b.arena, b.keys, b.plain, b.packed = nil, nil, nil, nil
+	b.groups, b.byID, b.marks, b.recs, b.seen, b.offsets = nil, nil, nil, nil, nil, nil
 }
 
 // kvOp is one write of a commit.
@@ -433,8 +436,15 @@ func (b *Batch) Commit(ctx context.Context) error {
 			default:
 				// Badger has copied the value once Commit returns (to the
 				// memtable's arena or the value log), so the buffer is reused.
-				b.packed = appendPacked(b.packed[:0], packSeqs, packEncs)
-				if err := txn.SetEntry(&badger.Entry{Key: packKey, Value: b.packed}); err != nil {
+				b.plain = appendPacked(b.plain[:0], packSeqs, packEncs)
+				b.packed = compressPacked(b.packed[:0], b.plain)
+				value := b.packed
+				if int64(len(b.plain)) >= valueThreshold && int64(len(b.packed)) < valueThreshold {
+					// Compressed, the entry would move from the value log
+					// into the LSM tree (outboxpack.go): kept as it is.
+					value = b.plain
+				}
+				if err := txn.SetEntry(&badger.Entry{Key: packKey, Value: value}); err != nil {
 					return err
 				}
 			}
