@@ -437,14 +437,7 @@ func (b *Batch) Commit(ctx context.Context) error {
 				// Badger has copied the value once Commit returns (to the
 				// memtable's arena or the value log), so the buffer is reused.
 				b.plain = appendPacked(b.plain[:0], packSeqs, packEncs)
-				b.packed = compressPacked(b.packed[:0], b.plain)
-				value := b.packed
-				if int64(len(b.plain)) >= valueThreshold && int64(len(b.packed)) < valueThreshold {
-					// Compressed, the entry would move from the value log
-					// into the LSM tree (outboxpack.go): kept as it is.
-					value = b.plain
-				}
-				if err := txn.SetEntry(&badger.Entry{Key: packKey, Value: value}); err != nil {
+				if err := txn.SetEntry(&badger.Entry{Key: packKey, Value: outboxValue(&b.packed, b.plain)}); err != nil {
 					return err
 				}
 			}

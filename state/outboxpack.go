@@ -78,6 +78,18 @@ func appendPacked(dst []byte, seqs []uint64, encs [][]byte) []byte {
 	return dst
 }
 
+// outboxValue returns what Commit writes for plain, an uncompressed packed
+// value: its compressed form, built in *buf (reused across commits),
+// unless compressing would move the entry from the value log into the LSM
+// tree (the size band above), then plain itself.
+func outboxValue(buf *[]byte, plain []byte) []byte {
+	*buf = compressPacked((*buf)[:0], plain)
+	if int64(len(plain)) >= valueThreshold && int64(len(*buf)) < valueThreshold {
+		return plain
+	}
+	return *buf
+}
+
 // compressPacked appends the compressed form (packedS2Magic) of plain, an
 // uncompressed packed value (appendPacked's).
 func compressPacked(dst, plain []byte) []byte {
