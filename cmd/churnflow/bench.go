@@ -105,14 +105,15 @@ judge: the targets are in docs/performance.md.`,
 			cfg.Bin, cfg.Brokers, cfg.Profile, cfg.HeapProfile = bin, f.brokers, f.profile, f.heap
 			cfg.LatencyProfile, cfg.LatencyTrace = f.latProf, f.latTrace
 			cfg.Peer, cfg.PeerDir, cfg.Progress = f.peer, f.peerDir, s.err
-			cfg.Commit, cfg.CommitSource = f.commit, harness.CommitFromFlag
-			if f.commit == "" {
+			if f.commit != "" {
+				cfg.Commit, cfg.CommitSource = f.commit, harness.CommitFromFlag
+			} else {
 				cfg.Commit, cfg.CommitSource = sourceCommit(buildSettings(), gitWorkingTree)
-				if cfg.CommitSource == harness.CommitFromWorkingTree {
-					fmt.Fprintf(s.err, "bench: this binary carries no VCS stamp (built with -buildvcs=false, as GOFLAGS may set); "+
-						"the commit recorded is the working tree's now, %s, which is right only if the binary was built from it: "+
-						"--commit names the build\n", cfg.Commit)
-				}
+			}
+			if cfg.CommitSource == harness.CommitFromWorkingTree {
+				fmt.Fprintf(s.err, "bench: this binary carries no VCS stamp (built with -buildvcs=false, as GOFLAGS may set); "+
+					"the commit recorded is the working tree's now, %s, which is right only if the binary was built from it: "+
+					"--commit names the build\n", cfg.Commit)
 			}
 			cfg.Skip = f.skip
 			if f.keep != "" {
