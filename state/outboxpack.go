@@ -37,8 +37,8 @@ import (
 // changes and dormancy alerts: 666 of the 863 bytes per event at 1,000,000
 // members; the changelog's copies of member states 154), are JSON that
 // repeats its field names, and a batch's records repeat their topics and
-// header names: about 4 × smaller at ten alerts per entry, 8 × at a
-// thousand. Every byte saved is one Badger does not copy into the value
+// header names (replayed alert JSON alone: 4.4 × smaller at ten alerts per
+// entry, 8.5 × at a thousand; benchmarks/RESULTS.md, thirteenth sitting). Every byte saved is one Badger does not copy into the value
 // log (or, for a small batch's entry, through the memtable, level 0 and the
 // compactions) and that value-log GC does not reclaim.
 //
