@@ -249,7 +249,9 @@ func runPipeline(t *testing.T, p *pipeline.Pipeline) (stop func()) {
 					t.Errorf("Run: %v", err)
 				}
 			case <-time.After(30 * time.Second):
-				t.Fatal("Run did not return within 30s of cancel")
+				buf := make([]byte, 4<<20)
+				buf = buf[:runtime.Stack(buf, true)]
+				t.Fatalf("Run did not return within 30s of cancel; goroutines:\n%s", buf)
 			}
 		})
 	}

@@ -107,26 +107,54 @@ func testStreamedMatchesReplay(t *testing.T, b testBroker) {
 }
 
 // logWatch is a pipeline log sink that counts messages (and passes the
-// lines on to the test log when verbose).
+// lines on to the test log when verbose). It keeps the last logTail lines
+// (kafka-go's consumer group warnings among them) and writes them to the
+// test log if the test fails, so that a failure seen once under load can
+// be read afterwards.
 type logWatch struct {
 	mu   sync.Mutex
 	seen map[string]int
+	tail [][]byte // ring of the last logTail lines kept
+	next int
 	t    *testing.T
 }
 
+const logTail = 300
+
 func newLogWatch(t *testing.T) *logWatch {
-	return &logWatch{seen: map[string]int{}, t: t}
+	l := &logWatch{seen: map[string]int{}, t: t}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		var b bytes.Buffer
+		for i := range len(l.tail) {
+			b.Write(l.tail[(l.next+i)%len(l.tail)])
+		}
+		t.Logf("the pipeline's last %d log lines:\n%s", len(l.tail), b.Bytes())
+	})
+	return l
 }
 
 func (l *logWatch) Write(b []byte) (int, error) {
 	var m struct {
 		Message string `json:"message"`
 	}
-	if json.Unmarshal(b, &m) == nil {
-		l.mu.Lock()
-		l.seen[m.Message]++
-		l.mu.Unlock()
+	if json.Unmarshal(b, &m) != nil {
+		return len(b), nil
 	}
+	l.mu.Lock()
+	l.seen[m.Message]++
+	line := append([]byte(time.Now().Format("15:04:05.000 ")), b...)
+	if len(l.tail) < logTail {
+		l.tail = append(l.tail, line)
+	} else {
+		l.tail[l.next] = line
+		l.next = (l.next + 1) % logTail
+	}
+	l.mu.Unlock()
 	if testing.Verbose() {
 		l.t.Logf("%s", bytes.TrimSpace(b))
 	}
