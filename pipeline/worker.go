@@ -101,12 +101,12 @@ func (in *input) caughtUpSince(t time.Time) bool { return in.caughtUp() && in.as
 
 // member is a member state held for one batch.
 type member struct {
-	s       operators.MemberState
-	prevDue int64
-	found   bool
-	class   memberClass     // as read, for the members gauge (if found)
-	enc     []byte          // the state's encoding, from Batch.Put
-	marks   []changelogMark // events applied in this batch, for the changelog
+	s     operators.MemberState
+	prior state.Prior // the committed state, as read, for the batch's Put
+	found bool
+	class memberClass     // as read, for the members gauge (if found)
+	enc   []byte          // the state's encoding, from Batch.Put
+	marks []changelogMark // events applied in this batch, for the changelog
 }
 
 // timersPerBatch is how many members a batch takes from the timers index:
@@ -590,15 +590,15 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 		if w.timeReads {
 			gs = time.Now()
 		}
-		found, err := w.ps.Get(id, &m.s)
+		prior, err := w.ps.Read(id, &m.s)
 		if w.timeReads {
 			readsTook += time.Since(gs)
 		}
 		if err != nil {
 			return nil, err
 		}
-		m.found, m.prevDue = found, m.s.Due
-		if found {
+		m.found, m.prior = prior.Found, prior
+		if prior.Found {
 			m.class = classOf(&m.s)
 		}
 		members[id] = m
@@ -709,9 +709,9 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 	for id, m := range members {
 		switch {
 		case !m.s.IsNew():
-			m.enc = b.Put(id, &m.s, m.prevDue)
+			m.enc = b.PutPrior(id, &m.s, m.prior)
 		case m.found:
-			b.Delete(id, m.prevDue)
+			b.DeletePrior(id, m.prior)
 		}
 	}
 	emitted := w.p.clock().Unix()

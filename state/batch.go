@@ -100,9 +100,13 @@ type group struct {
 	off, n   int   // encoded state in arena (opPut)
 	origDue  int64 // the committed Due, from the first Put/Delete
 	newDue   int64
-	hasPrior bool   // origDue was set
-	indexed  int64  // the committed timer entry's due (0: none), set by Commit
-	val      []byte // the member value written (opPut), set by plan
+	hasPrior bool // origDue was set
+	// readIdx is the committed timer entry's due as the caller's read saw
+	// it, when readKnown (a Prior from Read).
+	readIdx   int64
+	readKnown bool
+	indexed   int64  // the committed timer entry's due (0: none), set by Commit
+	val       []byte // the member value written (opPut), set by plan
 }
 
 const (
@@ -239,13 +243,19 @@ func (b *Batch) MarkSeen(member operators.MemberID, eventID string) {
 // caller that needs it too (the pipeline's changelog); it must not be
 // modified, and is nil after Commit or Discard.
 func (b *Batch) Put(id operators.MemberID, s *operators.MemberState, prevDue int64) []byte {
+	return b.PutPrior(id, s, PriorDue(prevDue))
+}
+
+// PutPrior is Put given what PartitionStore.Read returned for the member
+// (the committed state, read since the last commit of the partition):
+// Commit then takes the member's timer entry from the read instead of
+// looking it up again.
+func (b *Batch) PutPrior(id operators.MemberID, s *operators.MemberState, prior Prior) []byte {
 	if b.done {
 		return nil
 	}
 	g := &b.groups[b.group(id)]
-	if !g.hasPrior {
-		g.origDue, g.hasPrior = prevDue, true
-	}
+	g.setPrior(prior)
 	g.op = opPut
 	g.off = len(b.arena)
 	b.arena = s.AppendEncode(b.arena)
@@ -258,15 +268,30 @@ func (b *Batch) Put(id operators.MemberID, s *operators.MemberState, prevDue int
 // the member had when read (0 if none); as for Put, the entry itself is
 // found in the member's value.
 func (b *Batch) Delete(id operators.MemberID, prevDue int64) {
+	b.DeletePrior(id, PriorDue(prevDue))
+}
+
+// DeletePrior is Delete given what PartitionStore.Read returned for the
+// member, as for PutPrior.
+func (b *Batch) DeletePrior(id operators.MemberID, prior Prior) {
 	if b.done {
 		return
 	}
 	g := &b.groups[b.group(id)]
-	if !g.hasPrior {
-		g.origDue, g.hasPrior = prevDue, true
-	}
+	g.setPrior(prior)
 	g.op = opDelete
 	g.newDue = 0
+}
+
+// setPrior records the member's committed Due and, if the caller's read
+// saw it, its timer entry: the first Put or Delete's, which predates the
+// batch's own changes.
+func (g *group) setPrior(prior Prior) {
+	if g.hasPrior {
+		return
+	}
+	g.origDue, g.hasPrior = prior.Due, true
+	g.readIdx, g.readKnown = prior.indexed, prior.indexedKnown
 }
 
 // Append adds an outbox record and returns its sequence number: the next
@@ -635,8 +660,9 @@ func (b *Batch) nextIndexed(g *group) int64 {
 
 // resolveIndexed finds the committed timer entry of every member group:
 // none when the caller's prevDue is 0 (a member has an entry exactly when
-// its committed Due is not 0), else the one recorded in the member's value,
-// read from the member cache (the caller has just read the member, so it is
+// its committed Due is not 0), else the one the caller's read saw (a
+// Prior from Read), else the one recorded in the member's value, read from
+// the member cache (the caller has just read the member, so it is
 // normally there) or from Badger.
 func (b *Batch) resolveIndexed() error {
 	s, p := b.ps.s, b.ps.p
@@ -645,6 +671,10 @@ func (b *Batch) resolveIndexed() error {
 		g := &b.groups[i]
 		g.indexed = 0
 		if g.op == opNone || g.origDue == 0 {
+			continue
+		}
+		if g.readKnown {
+			g.indexed = g.readIdx
 			continue
 		}
 		idx, ok, err := s.cache.indexed(p, g.id, g.origDue)

@@ -121,18 +121,20 @@ func (c *memberCache) lock(p Partition, id operators.MemberID) *cacheStripe {
 	return st
 }
 
-// get decodes the member's cached state into dst. When the member is not
-// held it returns the stripe's epoch, for getFill.
-func (c *memberCache) get(p Partition, id operators.MemberID, dst *operators.MemberState) (hit bool, epoch uint64, err error) {
+// get decodes the member's cached state into dst and returns its timer
+// entry's due time (indexedDue). When the member is not held it returns
+// the stripe's epoch, for getFill.
+func (c *memberCache) get(p Partition, id operators.MemberID, dst *operators.MemberState) (hit bool, epoch uint64, indexed int64, err error) {
 	st := c.lock(p, id)
 	defer st.mu.Unlock()
 	var ok bool
 	if st.val, ok = c.fc.HasGet(st.val[:0], st.key); !ok {
 		st.misses++
-		return false, st.epoch, nil
+		return false, st.epoch, 0, nil
 	}
 	st.hits++
-	return true, 0, decodeMemberVal(st.val, dst)
+	indexed, err = decodeMemberVal(st.val, dst)
+	return true, 0, indexed, err
 }
 
 // lookups returns how many member reads (get) the cache has answered since

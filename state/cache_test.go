@@ -30,39 +30,39 @@ func TestCacheBounded(t *testing.T) {
 	if bytes > minCacheBytes || n0 == 0 || n0 >= n {
 		t.Errorf("after %d puts: %d entries, %d bytes (capacity %d)", n, n0, bytes, minCacheBytes)
 	}
-	if hit, _, err := c.get(0, "hot", &got); !hit || err != nil || got.Clock != st.Clock {
+	if hit, _, _, err := c.get(0, "hot", &got); !hit || err != nil || got.Clock != st.Clock {
 		t.Errorf("hot member: hit %v, err %v, clock %d", hit, err, got.Clock)
 	}
-	if hit, _, _ := c.get(0, mid(0), &got); hit {
+	if hit, _, _, _ := c.get(0, mid(0), &got); hit {
 		t.Error("the first member written is still held after four times the capacity")
 	}
 
 	// A fill with the epoch of a miss before a commit is refused.
-	hit, epoch, _ := c.get(1, "M1", &got)
+	hit, epoch, _, _ := c.get(1, "M1", &got)
 	if hit {
 		t.Fatal("M1 held before any put")
 	}
 	c.put(1, "M1", enc)
 	older := testState(2, 0)
 	c.getFill(1, "M1", older.AppendEncode(nil), epoch)
-	if hit, _, _ := c.get(1, "M1", &got); !hit || got.Clock != st.Clock {
+	if hit, _, _, _ := c.get(1, "M1", &got); !hit || got.Clock != st.Clock {
 		t.Errorf("after a stale fill: hit %v, clock %d, want the committed %d", hit, got.Clock, st.Clock)
 	}
-	_, epoch, _ = c.get(1, "M2", &got)
+	_, epoch, _, _ = c.get(1, "M2", &got)
 	c.getFill(1, "M2", enc, epoch)
-	if hit, _, _ := c.get(1, "M2", &got); !hit {
+	if hit, _, _, _ := c.get(1, "M2", &got); !hit {
 		t.Error("a fill with no commit since the miss was not held")
 	}
 
 	c.dropPartition(0)
-	if hit, _, _ := c.get(0, "hot", &got); hit {
+	if hit, _, _, _ := c.get(0, "hot", &got); hit {
 		t.Error("partition 0 dropped, its member still held")
 	}
-	if hit, _, _ := c.get(1, "M1", &got); !hit {
+	if hit, _, _, _ := c.get(1, "M1", &got); !hit {
 		t.Error("partition 1's member forgotten when partition 0 was dropped")
 	}
 	c.remove(1, "M1")
-	if hit, _, _ := c.get(1, "M1", &got); hit {
+	if hit, _, _, _ := c.get(1, "M1", &got); hit {
 		t.Error("removed member still held")
 	}
 }
@@ -75,7 +75,7 @@ func TestCacheTooLarge(t *testing.T) {
 	c.put(0, "M1", st.AppendEncode(nil))
 	c.put(0, "M1", make([]byte, 70<<10))
 	var got operators.MemberState
-	if hit, _, _ := c.get(0, "M1", &got); hit {
+	if hit, _, _, _ := c.get(0, "M1", &got); hit {
 		t.Error("a 70 KiB state left the older one readable")
 	}
 }
@@ -88,7 +88,7 @@ func TestCacheGetNoAlloc(t *testing.T) {
 	c.put(3, "M1", st.AppendEncode(nil))
 	var got operators.MemberState
 	allocs := testing.AllocsPerRun(100, func() {
-		if hit, _, err := c.get(3, "M1", &got); !hit || err != nil {
+		if hit, _, _, err := c.get(3, "M1", &got); !hit || err != nil {
 			t.Fatal("miss")
 		}
 	})

@@ -30,15 +30,14 @@
 //		for _, rec := range fetch() {
 //			if seen, _ := b.Seen(ev.ID); seen { /* duplicate */ continue }
 //			var s operators.MemberState
-//			found, _ := ps.Get(ev.MemberID, &s) // memory first, Badger if cold
-//			prev := s.Due
+//			prior, _ := ps.Read(ev.MemberID, &s) // memory first, Badger if cold
 //			alerts, _ := engine.Apply(&s, ev, nil)
-//			b.Put(ev.MemberID, &s, prev)
+//			b.PutPrior(ev.MemberID, &s, prior)
 //			b.MarkSeen(ev.MemberID, ev.ID)
 //			for _, a := range alerts { b.Append(ev.MemberID, record(a)) }
 //			b.SetOffset(rec.Topic, rec.Offset+1)
 //		}
-//		ps.Due(ctx, watermark, 0, collect)      // then Get, Advance, Put, Append
+//		ps.Due(ctx, watermark, 0, collect)      // then Read, Advance, PutPrior, Append
 //		                                        // (some may not be due yet: Put them back)
 //		b.Commit(ctx)                           // one transaction (see Batch)
 //		ps.Outbox(ctx, produce); ps.Ack(acked...)

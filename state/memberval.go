@@ -39,13 +39,20 @@ func splitMemberVal(v []byte) (indexed int64, enc []byte, legacy bool, err error
 	return idx, v[1+n:], false, nil
 }
 
-// decodeMemberVal decodes a member value's state into dst.
-func decodeMemberVal(v []byte, dst *operators.MemberState) error {
-	_, enc, _, err := splitMemberVal(v)
+// decodeMemberVal decodes a member value's state into dst and returns the
+// due time of the timer entry the value describes (see indexedDue).
+func decodeMemberVal(v []byte, dst *operators.MemberState) (indexed int64, err error) {
+	idx, enc, legacy, err := splitMemberVal(v)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return operators.DecodeState(enc, dst)
+	if err := operators.DecodeState(enc, dst); err != nil {
+		return 0, err
+	}
+	if legacy {
+		return dst.Due, nil
+	}
+	return idx, nil
 }
 
 // indexedDue returns the due time of the timer entry a member value

@@ -35,17 +35,46 @@ func (ps *PartitionStore) Partition() Partition { return ps.p }
 // left untouched. An error is a Badger read error or a corrupt encoding
 // (operators.ErrStateCorrupt, operators.ErrStateVersion).
 func (ps *PartitionStore) Get(id operators.MemberID, dst *operators.MemberState) (bool, error) {
+	prior, err := ps.Read(id, dst)
+	return prior.Found, err
+}
+
+// Prior is what Read saw of a member's committed state, for the batch that
+// updates the member (Batch.PutPrior, Batch.DeletePrior): whether it has
+// one, its Due, and the due time of its timer entry, which the lazy index
+// (see Batch) lets lag behind the Due. Handing the read's entry back saves
+// Commit a second look-up of the member. The zero Prior is a member
+// without state.
+type Prior struct {
+	Found bool
+	// Due is the committed state's Due (0 if none).
+	Due int64
+
+	indexed      int64 // the timer entry's due time, when indexedKnown
+	indexedKnown bool
+}
+
+// PriorDue is the Prior of a member whose committed Due the caller knows
+// but whose read it did not keep: Commit looks the timer entry up itself.
+func PriorDue(due int64) Prior { return Prior{Found: due != 0, Due: due} }
+
+// Read is Get that also returns what the batch updating the member needs
+// of its committed state (Prior).
+func (ps *PartitionStore) Read(id operators.MemberID, dst *operators.MemberState) (Prior, error) {
 	if !ps.s.enter() {
-		return false, ErrClosed
+		return Prior{}, ErrClosed
 	}
 	defer ps.s.leave()
-	hit, epoch, err := ps.s.cache.get(ps.p, id, dst)
-	if hit || err != nil {
-		return hit, err
+	hit, epoch, indexed, err := ps.s.cache.get(ps.p, id, dst)
+	if err != nil {
+		return Prior{}, err
+	}
+	if hit {
+		return Prior{Found: true, Due: dst.Due, indexed: indexed, indexedKnown: true}, nil
 	}
 	var kb [64]byte
 	key := memberKey(kb[:0], ps.p, id)
-	found := false
+	var prior Prior
 	err = ps.s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(key)
 		if errors.Is(err, badger.ErrKeyNotFound) {
@@ -53,19 +82,20 @@ func (ps *PartitionStore) Get(id operators.MemberID, dst *operators.MemberState)
 		} else if err != nil {
 			return err
 		}
-		found = true
 		return item.Value(func(v []byte) error {
-			if err := decodeMemberVal(v, dst); err != nil {
+			indexed, err := decodeMemberVal(v, dst)
+			if err != nil {
 				return err
 			}
+			prior = Prior{Found: true, Due: dst.Due, indexed: indexed, indexedKnown: true}
 			ps.s.cache.getFill(ps.p, id, v, epoch)
 			return nil
 		})
 	})
 	if err != nil {
-		return false, classify(fmt.Errorf("get member of partition %d: %w", ps.p, err))
+		return Prior{}, classify(fmt.Errorf("get member of partition %d: %w", ps.p, err))
 	}
-	return found, nil
+	return prior, nil
 }
 
 // Offsets returns the next input offset to read per topic, as committed
@@ -386,7 +416,7 @@ func (ps *PartitionStore) rangeMembers(ctx context.Context, txn *badger.Txn, fil
 		}
 		id := operators.MemberID(it.Item().Key()[len(prefix):])
 		err := it.Item().Value(func(v []byte) error {
-			if err := decodeMemberVal(v, &st); err != nil {
+			if _, err := decodeMemberVal(v, &st); err != nil {
 				return fmt.Errorf("member state: %w", err)
 			}
 			if fill != nil {

@@ -80,17 +80,16 @@ func runTimers(ctx context.Context, spec PhaseSpec) (PhaseResult, error) {
 	var alerts []operators.Alert
 	for _, id := range due {
 		var m operators.MemberState
-		found, err := ps.Get(id, &m)
+		prior, err := ps.Read(id, &m)
 		if err != nil {
 			b.Discard()
 			return res, err
 		}
-		if !found {
+		if !prior.Found {
 			continue
 		}
-		prev := m.Due
 		alerts = engine.Advance(&m, id, wm, alerts)
-		b.Put(id, &m, prev)
+		b.PutPrior(id, &m, prior)
 	}
 	if err := b.Commit(ctx); err != nil {
 		return res, err

@@ -87,7 +87,7 @@ type BadgerStore struct {
 	b  *state.Batch
 
 	// pending holds, per member read or written in the current batch, the
-	// committed Due (for Batch.Put's prevDue) and the pending state.
+	// committed state as read (for Batch.PutPrior) and the pending state.
 	pending map[operators.MemberID]int32
 	entries []pendingEntry
 	cands   []dueCand
@@ -95,12 +95,12 @@ type BadgerStore struct {
 }
 
 type pendingEntry struct {
-	id           operators.MemberID
-	committedDue int64
-	dirty        bool // put or deleted in this batch
-	deleted      bool
-	marked       bool                  // markBatch done
-	s            operators.MemberState // valid if dirty && !deleted
+	id        operators.MemberID
+	committed state.Prior
+	dirty     bool // put or deleted in this batch
+	deleted   bool
+	marked    bool                  // markBatch done
+	s         operators.MemberState // valid if dirty && !deleted
 }
 
 type dueCand struct {
@@ -160,15 +160,15 @@ func (bs *BadgerStore) Get(id operators.MemberID, s *operators.MemberState) (boo
 		copyState(s, &e.s)
 		return true, nil
 	}
-	found, err := bs.ps.Get(id, s)
+	prior, err := bs.ps.Read(id, s)
 	if err != nil {
 		return false, err
 	}
-	if !found {
+	if !prior.Found {
 		*s = operators.MemberState{History: s.History[:0], Trips: s.Trips[:0]}
 	}
-	e.committedDue = s.Due
-	return found, nil
+	e.committed = prior
+	return prior.Found, nil
 }
 
 // copyState copies src into dst, reusing dst's slices.
@@ -179,19 +179,17 @@ func copyState(dst, src *operators.MemberState) {
 	dst.Trips = append(tr, src.Trips...)
 }
 
-// prior makes sure e.committedDue is known: the runner always Gets before
+// prior makes sure e.committed is known: the runner always Gets before
 // it Puts, but the Store contract does not require it.
 func (bs *BadgerStore) prior(id operators.MemberID, e *pendingEntry, known bool) error {
 	if known {
 		return nil
 	}
-	found, err := bs.ps.Get(id, &bs.scratch)
+	prior, err := bs.ps.Read(id, &bs.scratch)
 	if err != nil {
 		return err
 	}
-	if found {
-		e.committedDue = bs.scratch.Due
-	}
+	e.committed = prior
 	return nil
 }
 
@@ -203,7 +201,7 @@ func (bs *BadgerStore) Put(id operators.MemberID, s *operators.MemberState) erro
 	}
 	e.dirty, e.deleted = true, false
 	copyState(&e.s, s)
-	bs.b.Put(id, s, e.committedDue)
+	bs.b.PutPrior(id, s, e.committed)
 	return nil
 }
 
@@ -214,7 +212,7 @@ func (bs *BadgerStore) Delete(id operators.MemberID) error {
 		return err
 	}
 	e.dirty, e.deleted = true, true
-	bs.b.Delete(id, e.committedDue)
+	bs.b.DeletePrior(id, e.committed)
 	return nil
 }
 
