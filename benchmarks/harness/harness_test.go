@@ -2,6 +2,7 @@ package harness
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -232,5 +233,31 @@ func TestMemoryBudgetChecked(t *testing.T) {
 	c.Bin, c.MemoryBudget = "churnflow", 1<<20
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--memory") {
 		t.Errorf("Validate with a 1 MiB budget: %v, want an error naming --memory", err)
+	}
+}
+
+// TestBrokerIgnoresMemoryLimit: a GOMEMLIMIT given to bench (for the
+// phases, as churnflow run honours it) does not reach the embedded broker,
+// which holds every record in memory.
+func TestBrokerIgnoresMemoryLimit(t *testing.T) {
+	t.Setenv("GOMEMLIMIT", "64MiB")
+	c := tinyConfig(t)
+	h := &run{cfg: c, res: &Result{}, dir: t.TempDir()}
+	if err := h.startBroker(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer h.closeBroker()
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", h.broker.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var limits []string
+	for kv := range strings.SplitSeq(string(env), "\x00") {
+		if strings.HasPrefix(kv, "GOMEMLIMIT=") {
+			limits = append(limits, kv)
+		}
+	}
+	if len(limits) != 1 || limits[0] != "GOMEMLIMIT=off" {
+		t.Errorf("the broker's environment has %q, want only GOMEMLIMIT=off", limits)
 	}
 }
