@@ -102,8 +102,7 @@ func (in *input) caughtUpSince(t time.Time) bool { return in.caughtUp() && in.as
 // member is a member state held for one batch.
 type member struct {
 	s     operators.MemberState
-	prior state.Prior // the committed state, as read, for the batch's Put
-	found bool
+	prior state.Prior     // the committed state, as read, for the batch's Put
 	class memberClass     // as read, for the members gauge (if found)
 	enc   []byte          // the state's encoding, from Batch.Put
 	marks []changelogMark // events applied in this batch, for the changelog
@@ -597,7 +596,7 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 		if err != nil {
 			return nil, err
 		}
-		m.found, m.prior = prior.Found, prior
+		m.prior = prior
 		if prior.Found {
 			m.class = classOf(&m.s)
 		}
@@ -688,7 +687,7 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 			if err != nil {
 				return false, err
 			}
-			if !m.found {
+			if !m.prior.Found {
 				continue
 			}
 			alerts = g.Advance(&m.s, id, wm, alerts)
@@ -710,7 +709,7 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 		switch {
 		case !m.s.IsNew():
 			m.enc = b.PutPrior(id, &m.s, m.prior)
-		case m.found:
+		case m.prior.Found:
 			b.DeletePrior(id, m.prior)
 		}
 	}
@@ -758,7 +757,7 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 			start := len(vals)
 			vals = appendChangelogMember(vals, m.marks, m.enc)
 			rec.Value = vals[start:len(vals):len(vals)]
-		case !m.found:
+		case !m.prior.Found:
 			continue
 		}
 		out = append(out, outRecord{seq: b.Append(id, rec), rec: rec})
@@ -789,7 +788,7 @@ func (w *worker) batch(ctx context.Context) (bool, error) {
 	w.pm.outboxDelta(int64(len(out)))
 	if w.pm != nil {
 		for _, m := range members {
-			w.pm.member(m.class, m.found, classOf(&m.s), !m.s.IsNew())
+			w.pm.member(m.class, m.prior.Found, classOf(&m.s), !m.s.IsNew())
 		}
 	}
 	w.in[0].dirty, w.in[1].dirty = false, false
