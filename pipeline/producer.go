@@ -25,9 +25,10 @@ const (
 	// request. kafka-go allocates a slice of this many messages (152 bytes
 	// each) for every partition batch it starts, however few it then holds.
 	// The writer carries alerts, member segments and dead letters, spread
-	// over many partitions: a worker's batch of BatchMax (2,000) events
-	// makes about 450 alerts (0.23 per event in churnflow bench), some 20
-	// per partition of three 8-partition alert topics, and a small batch
+	// over many partitions: a worker's batch of 2,000 events (BatchMax
+	// before fix 20) makes about 450 alerts (0.23 per event in churnflow
+	// bench), some 20 per partition of three 8-partition alert topics (10
+	// at today's 1,000), and a small batch
 	// one or two. At 1,000 (before) each alert of a small batch cost
 	// 152 KB of garbage for the collector. The changelog does not go
 	// through this writer (changelogWriter).

@@ -188,7 +188,7 @@ log:
 				t.Errorf("got %v, want %v", gotv, want)
 			}
 			// A key without a flag or variable keeps the file's value.
-			if wantBatch := map[bool]int{true: 111, false: 2000}[c.l.file]; got.Kafka.BatchMax != wantBatch {
+			if wantBatch := map[bool]int{true: 111, false: 1000}[c.l.file]; got.Kafka.BatchMax != wantBatch {
 				t.Errorf("kafka.batch_max %d, want %d", got.Kafka.BatchMax, wantBatch)
 			}
 		})
