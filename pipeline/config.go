@@ -22,11 +22,11 @@ type Config struct {
 	// Topics names the input and output topics. Default DefaultTopics().
 	Topics Topics
 	// BatchMax is the most records a worker applies in one batch (one
-	// Badger commit). Default 1000: every partition's batch and the records
-	// read ahead for it (up to 2 × BatchMax per topic) are live heap, and
-	// at 1,000,000 members a cap of 2,000 left the collector so little room
-	// under the memory limit that it cost 14 % more CPU per event
-	// (docs/performance.md, fix 20).
+	// Badger commit), and so, per topic, about how many records a worker
+	// reads ahead. Default 1000: every partition's batch and read-ahead are
+	// live heap, and at 1,000,000 members a cap of 2,000 left the collector
+	// so little room under the memory limit that it cost 12-27 % more CPU
+	// per event (docs/performance.md, fix 20).
 	BatchMax int
 	// BatchWait is how long a worker waits to fill a batch once it holds a
 	// record. Default 50ms.
