@@ -27,8 +27,8 @@ const (
 	// The writer carries alerts, member segments and dead letters, spread
 	// over many partitions: a worker's batch of 2,000 events (BatchMax
 	// before fix 20) makes about 450 alerts (0.23 per event in churnflow
-	// bench), some 20 per partition of three 8-partition alert topics (10
-	// at today's 1,000), and a small batch one or two. With 1,000 messages
+	// bench), some 20 per partition of three 8-partition alert topics,
+	// and a small batch one or two. With 1,000 messages
 	// per produce request (before) each alert of a small batch cost 152 KB
 	// of garbage for the collector. The changelog does not go
 	// through this writer (changelogWriter).

@@ -98,15 +98,11 @@ type group struct {
 	id       operators.MemberID
 	op       uint8 // opNone, opPut, opDelete
 	off, n   int   // encoded state in arena (opPut)
-	origDue  int64 // the committed Due, from the first Put/Delete
+	prior    Prior // the committed state as the caller read it, from the first Put/Delete
 	newDue   int64
-	hasPrior bool // origDue was set
-	// readIdx is the committed timer entry's due as the caller's read saw
-	// it, when readKnown (a Prior from Read).
-	readIdx   int64
-	readKnown bool
-	indexed   int64  // the committed timer entry's due (0: none), set by Commit
-	val       []byte // the member value written (opPut), set by plan
+	hasPrior bool   // prior was set
+	indexed  int64  // the committed timer entry's due (0: none), set by Commit
+	val      []byte // the member value written (opPut), set by plan
 }
 
 const (
@@ -243,7 +239,7 @@ func (b *Batch) MarkSeen(member operators.MemberID, eventID string) {
 // caller that needs it too (the pipeline's changelog); it must not be
 // modified, and is nil after Commit or Discard.
 func (b *Batch) Put(id operators.MemberID, s *operators.MemberState, prevDue int64) []byte {
-	return b.PutPrior(id, s, PriorDue(prevDue))
+	return b.PutPrior(id, s, Prior{Due: prevDue})
 }
 
 // PutPrior is Put given what PartitionStore.Read returned for the member
@@ -255,7 +251,9 @@ func (b *Batch) PutPrior(id operators.MemberID, s *operators.MemberState, prior 
 		return nil
 	}
 	g := &b.groups[b.group(id)]
-	g.setPrior(prior)
+	if !g.hasPrior {
+		g.prior, g.hasPrior = prior, true
+	}
 	g.op = opPut
 	g.off = len(b.arena)
 	b.arena = s.AppendEncode(b.arena)
@@ -268,7 +266,7 @@ func (b *Batch) PutPrior(id operators.MemberID, s *operators.MemberState, prior 
 // the member had when read (0 if none); as for Put, the entry itself is
 // found in the member's value.
 func (b *Batch) Delete(id operators.MemberID, prevDue int64) {
-	b.DeletePrior(id, PriorDue(prevDue))
+	b.DeletePrior(id, Prior{Due: prevDue})
 }
 
 // DeletePrior is Delete given what PartitionStore.Read returned for the
@@ -278,20 +276,11 @@ func (b *Batch) DeletePrior(id operators.MemberID, prior Prior) {
 		return
 	}
 	g := &b.groups[b.group(id)]
-	g.setPrior(prior)
+	if !g.hasPrior {
+		g.prior, g.hasPrior = prior, true
+	}
 	g.op = opDelete
 	g.newDue = 0
-}
-
-// setPrior records the member's committed Due and, if the caller's read
-// saw it, its timer entry: the first Put or Delete's, which predates the
-// batch's own changes.
-func (g *group) setPrior(prior Prior) {
-	if g.hasPrior {
-		return
-	}
-	g.origDue, g.hasPrior = prior.Due, true
-	g.readIdx, g.readKnown = prior.indexed, prior.indexedKnown
 }
 
 // Append adds an outbox record and returns its sequence number: the next
@@ -670,14 +659,14 @@ func (b *Batch) resolveIndexed() error {
 	for i := range b.groups {
 		g := &b.groups[i]
 		g.indexed = 0
-		if g.op == opNone || g.origDue == 0 {
+		if g.op == opNone || g.prior.Due == 0 {
 			continue
 		}
-		if g.readKnown {
-			g.indexed = g.readIdx
+		if g.prior.indexedKnown {
+			g.indexed = g.prior.indexed
 			continue
 		}
-		idx, ok, err := s.cache.indexed(p, g.id, g.origDue)
+		idx, ok, err := s.cache.indexed(p, g.id, g.prior.Due)
 		if err != nil {
 			return err
 		}
@@ -696,14 +685,14 @@ func (b *Batch) resolveIndexed() error {
 			g := &b.groups[i]
 			item, err := txn.Get(memberKey(kb[:0], p, g.id))
 			if errors.Is(err, badger.ErrKeyNotFound) {
-				g.indexed = g.origDue // not ours to doubt: the entry the caller says
+				g.indexed = g.prior.Due // not ours to doubt: the entry the caller says
 				continue
 			} else if err != nil {
 				return err
 			}
 			err = item.Value(func(v []byte) error {
 				var err error
-				g.indexed, err = indexedDue(v, g.origDue)
+				g.indexed, err = indexedDue(v, g.prior.Due)
 				return err
 			})
 			if err != nil {

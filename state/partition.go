@@ -54,9 +54,11 @@ type Prior struct {
 	indexedKnown bool
 }
 
-// PriorDue is the Prior of a member whose committed Due the caller knows
-// but whose read it did not keep: Commit looks the timer entry up itself.
-func PriorDue(due int64) Prior { return Prior{Found: due != 0, Due: due} }
+// readPrior is the Prior of a member read into s, whose value records its
+// timer entry at indexed.
+func readPrior(s *operators.MemberState, indexed int64) Prior {
+	return Prior{Found: true, Due: s.Due, indexed: indexed, indexedKnown: true}
+}
 
 // Read is Get that also returns what the batch updating the member needs
 // of its committed state (Prior).
@@ -70,7 +72,7 @@ func (ps *PartitionStore) Read(id operators.MemberID, dst *operators.MemberState
 		return Prior{}, err
 	}
 	if hit {
-		return Prior{Found: true, Due: dst.Due, indexed: indexed, indexedKnown: true}, nil
+		return readPrior(dst, indexed), nil
 	}
 	var kb [64]byte
 	key := memberKey(kb[:0], ps.p, id)
@@ -87,7 +89,7 @@ func (ps *PartitionStore) Read(id operators.MemberID, dst *operators.MemberState
 			if err != nil {
 				return err
 			}
-			prior = Prior{Found: true, Due: dst.Due, indexed: indexed, indexedKnown: true}
+			prior = readPrior(dst, indexed)
 			ps.s.cache.getFill(ps.p, id, v, epoch)
 			return nil
 		})
